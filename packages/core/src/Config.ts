@@ -1,0 +1,142 @@
+/**
+ * The pool's configuration: `TaskPoolConfig`, its defaults and rules, and the
+ * decoder that turns bad input into a `TaskPoolConfigError` naming every
+ * offending field.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Schema } from "effect"
+import type { SchemaIssue } from "effect"
+import { TaskPoolConfigError } from "./errors.js"
+
+const integer = Schema.Int
+const integerAtLeast = (minimum: number) => Schema.Int.check(Schema.isGreaterThanOrEqualTo(minimum))
+const withDefault = (schema: typeof Schema.Int, value: number) =>
+  schema.pipe(Schema.withDecodingDefault(Effect.succeed(value)), Schema.withConstructorDefault(Effect.succeed(value)))
+
+/**
+ * The pool's configuration. Every field is optional on input and takes its
+ * default; times are integer milliseconds. See the README's configuration table.
+ *
+ * @since 0.1.0
+ */
+export class TaskPoolConfig extends Schema.Class<TaskPoolConfig>("TaskPoolConfig")({
+  /** Most attempts executing at once. */
+  maxIoWorkerNum: withDefault(integerAtLeast(1), 50),
+  /** The longest a new task lingers before it is queued for a worker. */
+  lingerMs: withDefault(integerAtLeast(100), 2000),
+  /** Retries after the first failed attempt; `<= 0`: the first failure is final. */
+  maxRetryTimes: withDefault(integer, 10),
+  /** How many of the newest attempts a result keeps. */
+  maxReservedAttempts: withDefault(integerAtLeast(1), 11),
+  /** Wait before the first retry. */
+  baseRetryBackOffMs: withDefault(integerAtLeast(0), 100),
+  /** Cap on any retry wait. */
+  maxRetryBackOffMs: withDefault(integerAtLeast(0), 50000),
+  /** Most unfinished tasks held: lingering, queued, running or waiting to retry. */
+  maxTaskNum: withDefault(integerAtLeast(1), 1000),
+  /** How long `push` waits for room: `0` fails at once, negative waits forever. */
+  maxBlockMs: withDefault(integer, 60000),
+  /** Unread entries the failure queue keeps; older ones are dropped and counted. */
+  maxFailedTasks: withDefault(integerAtLeast(0), 1000),
+  /** Absent: closing waits for every task (safe close). Set: closing waits at most this long, then interrupts the rest. */
+  shutdownTimeoutMs: Schema.optionalKey(integerAtLeast(0))
+}) {}
+
+/**
+ * What `TaskPool.layer` accepts: any subset of the fields, in their encoded form.
+ *
+ * @since 0.1.0
+ */
+export type TaskPoolConfigInput = typeof TaskPoolConfig.Encoded
+
+type Field = keyof typeof TaskPoolConfig.fields
+
+/** The rule of each field, as the error message states it. */
+const rules: Record<Field, string> = {
+  maxIoWorkerNum: "an integer >= 1",
+  lingerMs: "an integer >= 100",
+  maxRetryTimes: "an integer",
+  maxReservedAttempts: "an integer >= 1",
+  baseRetryBackOffMs: "an integer >= 0",
+  maxRetryBackOffMs: "an integer >= 0",
+  maxTaskNum: "an integer >= 1",
+  maxBlockMs: "an integer",
+  maxFailedTasks: "an integer >= 0",
+  shutdownTimeoutMs: "an integer >= 0"
+}
+
+const fieldNames = Object.keys(rules) as ReadonlyArray<Field>
+
+const isField = (key: string): key is Field => Object.hasOwn(rules, key)
+
+const show = (value: unknown): string => {
+  if (typeof value === "string") return JSON.stringify(value)
+  if (typeof value === "bigint") return `${value}n`
+  if (value === null || typeof value !== "object") return String(value)
+  try {
+    return JSON.stringify(value)
+  } catch {
+    return Object.prototype.toString.call(value)
+  }
+}
+
+/** The config fields an issue points at (the first key of each issue's path). */
+const offendingFields = (issue: SchemaIssue.Issue, path: ReadonlyArray<PropertyKey>, into: Set<Field>): void => {
+  switch (issue._tag) {
+    case "Pointer":
+      return offendingFields(issue.issue, [...path, ...issue.path], into)
+    case "Encoding":
+      return offendingFields(issue.issue, path, into)
+    case "Composite":
+      for (const inner of issue.issues) offendingFields(inner, path, into)
+      return
+    default: {
+      const key = path[0]
+      if (typeof key === "string" && isField(key)) into.add(key)
+    }
+  }
+}
+
+const configError = (problems: ReadonlyArray<string>, fields: ReadonlyArray<string>) =>
+  new TaskPoolConfigError({
+    message: `Invalid TaskPoolConfig:\n${problems.map((problem) => `  ${problem}`).join("\n")}`,
+    fields
+  })
+
+/**
+ * Decodes unknown input into a `TaskPoolConfig`. `undefined` means "all
+ * defaults". On bad input the error's message names every offending field and
+ * its rule, one per line, e.g. `lingerMs: expected an integer >= 100, got 50`;
+ * a key that is not a field is an error, never ignored.
+ *
+ * @since 0.1.0
+ */
+export const decodeConfig = (input: unknown): Effect.Effect<TaskPoolConfig, TaskPoolConfigError> =>
+  Effect.suspend(() => {
+    const value = input === undefined ? {} : input
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      return Effect.fail(configError([`expected an object of TaskPoolConfig fields, got ${show(value)}`], []))
+    }
+    const record = value as Record<string, unknown>
+    const unknownKeys = Object.keys(record).filter((key) => !isField(key))
+    return Schema.decodeUnknownEffect(TaskPoolConfig)(record, { errors: "all" }).pipe(
+      Effect.map((config) => ({ config, invalid: new Set<Field>(), schemaMessage: undefined })),
+      Effect.catchTag("SchemaError", (error) => {
+        const invalid = new Set<Field>()
+        offendingFields(error.issue, [], invalid)
+        return Effect.succeed({ config: undefined, invalid, schemaMessage: error.message })
+      }),
+      Effect.flatMap(({ config, invalid, schemaMessage }) => {
+        if (config !== undefined && unknownKeys.length === 0) return Effect.succeed(config)
+        const bad = fieldNames.filter((field) => invalid.has(field))
+        const problems = [
+          ...bad.map((field) => `${field}: expected ${rules[field]}, got ${show(record[field])}`),
+          ...unknownKeys.map((key) => `${key}: not a TaskPoolConfig field (fields: ${fieldNames.join(", ")})`)
+        ]
+        // An issue that points at no field is still reported, in Schema's words.
+        if (problems.length === 0 && schemaMessage !== undefined) problems.push(schemaMessage)
+        return Effect.fail(configError(problems, [...bad, ...unknownKeys]))
+      })
+    )
+  })

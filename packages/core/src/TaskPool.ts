@@ -1,0 +1,103 @@
+/**
+ * The task pool service: push tasks, read the failure queue, watch the stats,
+ * wait for idle. The pool lives in the scope of its layer; closing that scope
+ * is the pool's close.
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer } from "effect"
+import type { Stream } from "effect"
+import { decodeConfig } from "./Config.js"
+import type { TaskPoolConfigInput } from "./Config.js"
+import type { PoolClosedError, PoolFullError, TaskPoolConfigError } from "./errors.js"
+import * as internal from "./internal/pool.js"
+import type { Task } from "./Task.js"
+import type { TaskResult } from "./TaskResult.js"
+
+/**
+ * What `push` returns once the pool holds the task. `result` waits for the
+ * task's end and never fails: a failed task is a `TaskResult` too.
+ *
+ * @since 0.1.0
+ */
+export interface TaskHandle<A, E> {
+  readonly taskId: string
+  readonly result: Effect.Effect<TaskResult<A, E>>
+}
+
+/**
+ * A snapshot of the pool. `lingering + queued + running + retrying` is the
+ * number of unfinished tasks; `pushed` counts accepted pushes only.
+ *
+ * @since 0.1.0
+ */
+export interface TaskPoolStats {
+  readonly lingering: number
+  readonly queued: number
+  readonly running: number
+  readonly retrying: number
+  readonly succeeded: number
+  readonly failed: number
+  readonly pushed: number
+  readonly droppedFailures: number
+}
+
+/**
+ * The members of the `TaskPool` service.
+ *
+ * @since 0.1.0
+ */
+export interface TaskPoolService {
+  /**
+   * Hands a task to the pool and returns as soon as the pool holds it. Waits
+   * for room as `maxBlockMs` says when `maxTaskNum` tasks are unfinished. The
+   * task's `execute` and callbacks run with the caller's services.
+   */
+  readonly push: <A, E, R>(task: Task<A, E, R>) => Effect.Effect<TaskHandle<A, E>, PoolClosedError | PoolFullError, R>
+  /** The failure queue: failed results, oldest first. Ends after the pool has closed and the queue is read. */
+  readonly failures: Stream.Stream<TaskResult<unknown, unknown>>
+  readonly stats: Effect.Effect<TaskPoolStats>
+  /** Waits until no unfinished task is held. */
+  readonly awaitIdle: Effect.Effect<void>
+}
+
+/**
+ * The task pool service.
+ *
+ * @example
+ * ```ts
+ * const program = Effect.gen(function*() {
+ *   const handle = yield* TaskPool.push(Task.make({ name: "hello", execute: Effect.succeed(1) }))
+ *   const result = yield* handle.result
+ * }).pipe(Effect.provide(TaskPool.layer({ maxIoWorkerNum: 20, lingerMs: 100 })))
+ * ```
+ *
+ * @since 0.1.0
+ */
+export class TaskPool extends Context.Service<TaskPool, TaskPoolService>()("@taskpool/core/TaskPool") {
+  /**
+   * A pool built from `input` (any subset of `TaskPoolConfig`'s fields).
+   * Fails with `TaskPoolConfigError` naming every bad field.
+   */
+  static readonly layer = (input?: TaskPoolConfigInput): Layer.Layer<TaskPool, TaskPoolConfigError> =>
+    Layer.effect(TaskPool, Effect.flatMap(decodeConfig(input), internal.make))
+
+  /** `push` on the pool in context: `yield* TaskPool.push(task)`. */
+  static readonly push = <A, E, R>(
+    task: Task<A, E, R>
+  ): Effect.Effect<TaskHandle<A, E>, PoolClosedError | PoolFullError, R | TaskPool> =>
+    TaskPool.use((pool) => pool.push(task))
+
+  /** The pool's stats. */
+  static readonly stats: Effect.Effect<TaskPoolStats, never, TaskPool> = TaskPool.use((pool) => pool.stats)
+
+  /** Waits until the pool holds no unfinished task. */
+  static readonly awaitIdle: Effect.Effect<void, never, TaskPool> = TaskPool.use((pool) => pool.awaitIdle)
+}
+
+/**
+ * `TaskPool.layer()` with every default.
+ *
+ * @since 0.1.0
+ */
+export const TaskPoolLive: Layer.Layer<TaskPool> = Layer.orDie(TaskPool.layer())

@@ -1,0 +1,13 @@
+/**
+ * `@taskpool/core`: a task pool for Effect 4.
+ *
+ * @since 0.1.0
+ */
+export { decodeConfig, TaskPoolConfig } from "./Config.js"
+export type { TaskPoolConfigInput } from "./Config.js"
+export { PoolClosedError, PoolFullError, TaskPoolConfigError, TaskTimeoutError } from "./errors.js"
+export { Task } from "./Task.js"
+export type { TaskOptions } from "./Task.js"
+export { TaskPool, TaskPoolLive } from "./TaskPool.js"
+export type { TaskHandle, TaskPoolService, TaskPoolStats } from "./TaskPool.js"
+export { Attempt, TaskResult } from "./TaskResult.js"

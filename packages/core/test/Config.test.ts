@@ -1,0 +1,75 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { decodeConfig, TaskPool, TaskPoolConfig, TaskPoolConfigError } from "../src/index.js"
+
+describe("TaskPoolConfig", () => {
+  it.effect("every field is optional and takes the contract's default", () =>
+    Effect.gen(function*() {
+      const config = yield* decodeConfig(undefined)
+      assert.instanceOf(config, TaskPoolConfig)
+      assert.deepStrictEqual({ ...config }, {
+        maxIoWorkerNum: 50,
+        lingerMs: 2000,
+        maxRetryTimes: 10,
+        maxReservedAttempts: 11,
+        baseRetryBackOffMs: 100,
+        maxRetryBackOffMs: 50000,
+        maxTaskNum: 1000,
+        maxBlockMs: 60000,
+        maxFailedTasks: 1000
+      })
+      assert.isUndefined(config.shutdownTimeoutMs)
+      assert.deepStrictEqual({ ...(yield* decodeConfig({})) }, { ...config })
+    }))
+
+  it.effect("keeps given values, including the optional shutdownTimeoutMs and unbounded sentinels", () =>
+    Effect.gen(function*() {
+      const config = yield* decodeConfig({ maxIoWorkerNum: 3, lingerMs: 100, maxRetryTimes: -1, maxBlockMs: -1, shutdownTimeoutMs: 0 })
+      assert.strictEqual(config.maxIoWorkerNum, 3)
+      assert.strictEqual(config.lingerMs, 100)
+      assert.strictEqual(config.maxRetryTimes, -1)
+      assert.strictEqual(config.maxBlockMs, -1)
+      assert.strictEqual(config.shutdownTimeoutMs, 0)
+    }))
+
+  it.effect("names every offending field with its rule, not just the first", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(decodeConfig({ lingerMs: 50, maxIoWorkerNum: 0, maxRetryTimes: 1.5, shutdownTimeoutMs: -1 }))
+      assert.instanceOf(error, TaskPoolConfigError)
+      assert.include(error.message, "lingerMs: expected an integer >= 100, got 50")
+      assert.include(error.message, "maxIoWorkerNum: expected an integer >= 1, got 0")
+      assert.include(error.message, "maxRetryTimes: expected an integer, got 1.5")
+      assert.include(error.message, "shutdownTimeoutMs: expected an integer >= 0, got -1")
+      assert.deepStrictEqual([...error.fields].sort(), ["lingerMs", "maxIoWorkerNum", "maxRetryTimes", "shutdownTimeoutMs"])
+    }))
+
+  it.effect("reports a wrong type with the value it got", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(decodeConfig({ lingerMs: "100", maxTaskNum: null }))
+      assert.include(error.message, `lingerMs: expected an integer >= 100, got "100"`)
+      assert.include(error.message, "maxTaskNum: expected an integer >= 1, got null")
+    }))
+
+  it.effect("a misspelt key is an error, never ignored", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(decodeConfig({ maxIoWorkerNums: 3, lingerMs: 10 }))
+      assert.include(error.message, "maxIoWorkerNums: not a TaskPoolConfig field")
+      assert.include(error.message, "lingerMs: expected an integer >= 100, got 10")
+      assert.deepStrictEqual(error.fields, ["lingerMs", "maxIoWorkerNums"])
+    }))
+
+  it.effect("input that is not an object is an error", () =>
+    Effect.gen(function*() {
+      for (const input of [42, null, "fast", [1, 2]]) {
+        const error = yield* Effect.flip(decodeConfig(input))
+        assert.include(error.message, "expected an object of TaskPoolConfig fields")
+      }
+    }))
+
+  it.effect("TaskPool.layer fails with TaskPoolConfigError on bad input", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Layer.build(TaskPool.layer({ maxTaskNum: 0 })))
+      assert.strictEqual(error._tag, "TaskPoolConfigError")
+      assert.include(error.message, "maxTaskNum: expected an integer >= 1, got 0")
+    }))
+})
