@@ -5,50 +5,34 @@
  *                              ↑           │
  *                              └─ backoff ←┘ (a failed attempt that may retry)
  *
- * Each task is one plain `Entry`; the pool's counters are one plain `state`
- * object, touched only in synchronous steps (JavaScript runs one fiber step
- * at a time, so no step sees another half-done). A fixed set of long-lived
- * worker fibers bounds the attempts running at once; one linger fiber times
- * the whole linger batch; backoffs are fibers in a `FiberSet` that hold no worker.
+ * Each task is one `Entry`; the pool's counters are one plain `state` object,
+ * touched only in synchronous steps (one fiber step runs at a time, so no step
+ * sees another half-done). A fixed set of long-lived worker fibers bounds the
+ * attempts running at once; one linger fiber times the whole linger batch;
+ * backoffs are fibers in a `FiberSet` and hold no worker.
  */
-import { Cause, Clock, Context, Deferred, Duration, Effect, Exit, Fiber, FiberSet, Latch, Queue, Semaphore, Stream } from "effect"
-import type { Scope } from "effect"
+import { Cause, Clock, Duration, Effect, Exit, Fiber, FiberSet, Latch, Queue, Stream } from "effect"
+import type { Context, Scope } from "effect"
 import type { TaskPoolConfig } from "../Config.js"
 import { PoolClosedError, PoolFullError, TaskTimeoutError } from "../errors.js"
 import type { Task } from "../Task.js"
 import type { TaskHandle, TaskPoolService, TaskPoolStats } from "../TaskPool.js"
-import { Attempt, TaskResult } from "../TaskResult.js"
+import { Attempt } from "../TaskResult.js"
+import { Entry } from "./entry.js"
+import type { AnyResult, AnyTask, Outcome } from "./entry.js"
 import { describeFailure } from "./outcome.js"
 import { delayAfter, retryDelays } from "./retryDelays.js"
 
-type AnyTask = Task<unknown, unknown, unknown>
-type AnyResult = TaskResult<unknown, unknown>
+type Failed = Extract<Outcome, { readonly _tag: "Failed" }>
 
-/** One pushed task, from push to end. */
-interface Entry {
-  readonly taskId: string
-  readonly task: AnyTask
-  /** The pusher's services, provided to `execute` and the callbacks. */
-  readonly context: Context.Context<unknown>
-  readonly createdAtMs: number
-  readonly result: Deferred.Deferred<AnyResult>
-  /** The newest `maxReservedAttempts` attempts; allocated at the first attempt. */
-  attempts: Array<Attempt> | undefined
-  attemptCount: number
-}
-
-/** Why a task that did not succeed ended. */
-interface Failed {
-  readonly exit: Exit.Exit<unknown, unknown>
-  readonly errorCode: string
-  readonly errorMessage: string
-}
-
-const interruptedByClose = (): Failed => ({
-  exit: Exit.failCause(Cause.interrupt()),
+const interruptedByClose = (exit: Exit.Exit<unknown, unknown> = Exit.failCause(Cause.interrupt())): Failed => ({
+  _tag: "Failed",
+  exit,
   errorCode: "Interrupted",
   errorMessage: "interrupted by the pool's limited close"
 })
+
+type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
 /** Builds a pool in the current scope; closing the scope is the pool's close. */
 export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, never, Scope.Scope> =>
@@ -79,8 +63,8 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
 
     const runQueue = yield* Queue.unbounded<Entry>()
     const failureQueue = yield* Queue.unbounded<AnyResult, Cause.Done>()
-    /** One permit per unfinished task: `push` takes one, a task's end gives it back. */
-    const room = yield* Semaphore.make(config.maxTaskNum)
+    /** Open while fewer than `maxTaskNum` tasks are unfinished: pushes waiting for room wait on it. */
+    const room = Latch.makeUnsafe(true)
     /** Open while no task is unfinished. */
     const idle = Latch.makeUnsafe(true)
     /** Open while the linger buffer holds a task. */
@@ -105,55 +89,41 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
       Queue.offerUnsafe(failureQueue, result)
     }
 
-    const runCallback = (entry: Entry, result: AnyResult) => {
-      const callback = result.successful ? entry.task.onSuccess : entry.task.onFail
-      if (callback === undefined) return Effect.void
-      return Effect.suspend(() => callback(result)).pipe(
+    const callbackOf = (entry: Entry) => {
+      const succeeded = entry.outcome!._tag === "Succeeded"
+      const callback = succeeded ? entry.task.onSuccess : entry.task.onFail
+      if (callback === undefined) return undefined
+      return Effect.suspend(() => callback(entry.toResult())).pipe(
         Effect.provideContext(entry.context),
         Effect.catchCause((cause) =>
           Effect.logError(
-            `TaskPool: the ${result.successful ? "onSuccess" : "onFail"} callback of task ${entry.taskId} (${entry.task.name}) failed`,
+            `TaskPool: the ${succeeded ? "onSuccess" : "onFail"} callback of task ${entry.taskId} (${entry.task.name}) failed`,
             cause
           )
         )
       )
     }
 
-    /** Ends a task exactly once: its result, its callback, its handle, the failure queue, the counters. */
-    const end = (entry: Entry, outcome: { readonly value: unknown } | Failed) =>
-      Effect.suspend(() => {
-        const attempts = entry.attempts ?? []
-        const base = {
-          taskId: entry.taskId,
-          name: entry.task.name,
-          attempts,
-          attemptCount: entry.attemptCount,
-          createdAtMs: entry.createdAtMs,
-          completedAtMs: now()
-        }
-        const result: AnyResult = "value" in outcome
-          ? new TaskResult({ ...base, successful: true, exit: Exit.succeed(outcome.value) })
-          : new TaskResult({
-            ...base,
-            successful: false,
-            exit: outcome.exit,
-            errorCode: outcome.errorCode,
-            errorMessage: outcome.errorMessage
-          })
-        return Effect.as(runCallback(entry, result), result)
-      }).pipe(
-        Effect.flatMap((result) => {
-          Deferred.doneUnsafe(entry.result, Exit.succeed(result))
-          if (result.successful) {
-            state.succeeded++
-          } else {
-            state.failed++
-            recordFailure(result)
-          }
-          if (--state.unfinished === 0) idle.openUnsafe()
-          return room.release(1)
-        })
-      )
+    /** After the callback: the handle, the failure queue, the counters, the room. */
+    const settle = (entry: Entry) => {
+      entry.settle()
+      if (entry.outcome!._tag === "Succeeded") {
+        state.succeeded++
+      } else {
+        state.failed++
+        recordFailure(entry.toResult())
+      }
+      if (state.unfinished-- === config.maxTaskNum) room.openUnsafe()
+      if (state.unfinished === 0) idle.openUnsafe()
+      return undefined
+    }
+
+    /** Ends a task exactly once: its outcome, its callback, then `settle`. Returns the callback's run, if any. */
+    const end = (entry: Entry, completedAtMs: number, outcome: Outcome) => {
+      entry.end(outcome, completedAtMs)
+      const callback = callbackOf(entry)
+      return callback === undefined ? settle(entry) : Effect.andThen(callback, Effect.sync(() => settle(entry)))
+    }
 
     // ── linger ───────────────────────────────────────────────────────────
 
@@ -178,7 +148,7 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
     // ── workers ──────────────────────────────────────────────────────────
 
     const attemptOf = (entry: Entry): Effect.Effect<unknown, unknown> => {
-      const { execute, timeout, name } = entry.task
+      const { execute, name, timeout } = entry.task
       const timed = timeout === undefined ? execute : Effect.timeoutOrElse(execute, {
         duration: timeout,
         orElse: () =>
@@ -194,69 +164,74 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
       return Effect.provideContext(timed, entry.context)
     }
 
-    const recordAttempt = (entry: Entry, attempt: Attempt) => {
-      const attempts = entry.attempts ?? (entry.attempts = [])
-      attempts.push(attempt)
-      if (attempts.length > config.maxReservedAttempts) attempts.shift()
-    }
-
-    const scheduleRetry = (entry: Entry) => {
-      const delay = delayAfter(delays, entry.attemptCount)
-      if (delay <= 0) {
-        Queue.offerUnsafe(runQueue, entry)
-        return Effect.void
-      }
+    const retryLater = (entry: Entry, delay: number) => {
       state.retrying.add(entry)
       return FiberSet.run(
         backoffs,
-        Effect.andThen(Effect.sleep(delay), Effect.sync(() => {
-          state.retrying.delete(entry)
-          Queue.offerUnsafe(runQueue, entry)
-        }))
-      ).pipe(Effect.asVoid)
-    }
-
-    /** Runs one attempt of `entry`; only the attempt itself is interruptible. */
-    const runAttempt = (entry: Entry, restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) =>
-      Effect.gen(function*() {
-        const number = ++entry.attemptCount
-        state.running++
-        const startedAtMs = now()
-        const exit = yield* Effect.exit(restore(attemptOf(entry)))
-        const endedAtMs = now()
-        state.running--
-        if (Exit.isSuccess(exit)) {
-          recordAttempt(entry, new Attempt({ number, success: true, startedAtMs, endedAtMs }))
-          return yield* end(entry, { value: exit.value })
-        }
-        const failure = describeFailure(exit.cause)
-        recordAttempt(
-          entry,
-          new Attempt({
-            number,
-            success: false,
-            startedAtMs,
-            endedAtMs,
-            errorCode: failure.errorCode,
-            errorMessage: failure.errorMessage
+        Effect.andThen(
+          Effect.sleep(delay),
+          Effect.sync(() => {
+            state.retrying.delete(entry)
+            Queue.offerUnsafe(runQueue, entry)
           })
         )
-        const failed: Failed = { exit, errorCode: failure.errorCode, errorMessage: failure.errorMessage }
-        if (state.interrupting) {
-          return yield* end(entry, { ...interruptedByClose(), exit })
-        }
-        const retriesLeft = number <= config.maxRetryTimes
-        if (!retriesLeft || (failure.typed !== undefined && !isRetryable(entry.task, failure.typed.error))) {
-          return yield* end(entry, failed)
-        }
-        return yield* scheduleRetry(entry)
-      })
+      )
+    }
 
-    const worker = Effect.uninterruptibleMask((restore) =>
+    /**
+     * What follows a failed attempt: the end, or a retry. A retry after no
+     * backoff goes straight back to the run queue; otherwise it waits on a timer.
+     */
+    const afterFailure = (entry: Entry, endedAtMs: number, exit: Exit.Failure<unknown, unknown>) => {
+      const failure = describeFailure(exit.cause)
+      entry.recordFailedAttempt(
+        new Attempt({
+          number: entry.attemptCount,
+          success: false,
+          startedAtMs: entry.startedAtMs,
+          endedAtMs,
+          errorCode: failure.errorCode,
+          errorMessage: failure.errorMessage
+        })
+      )
+      if (state.interrupting) return end(entry, endedAtMs, interruptedByClose(exit))
+      const final = entry.attemptCount > config.maxRetryTimes ||
+        (failure.typed !== undefined && !isRetryable(entry.task, failure.typed.error))
+      if (final) {
+        return end(entry, endedAtMs, { _tag: "Failed", exit, errorCode: failure.errorCode, errorMessage: failure.errorMessage })
+      }
+      const delay = delayAfter(delays, entry.attemptCount)
+      if (delay > 0) return retryLater(entry, delay)
+      Queue.offerUnsafe(runQueue, entry)
+      return undefined
+    }
+
+    /**
+     * A worker: takes entries from the run queue one at a time and runs one
+     * attempt each. Only the wait for work and the attempt itself are
+     * interruptible, so a limited close cuts an attempt off but never a
+     * task's bookkeeping or callback. Once a limited close interrupts, it
+     * takes nothing more: the close ends what is left in the queue.
+     */
+    const worker = Effect.uninterruptibleMask((restore: Restore) =>
       Effect.gen(function*() {
-        while (true) {
-          const entry = yield* restore(Queue.take(runQueue))
-          yield* runAttempt(entry, restore)
+        while (!state.interrupting) {
+          const taken = Queue.takeUnsafe(runQueue)
+          const entry = taken !== undefined && Exit.isSuccess(taken) ? taken.value : yield* restore(Queue.take(runQueue))
+          entry.attemptCount++
+          entry.startedAtMs = now()
+          state.running++
+          const exit = yield* Effect.exit(restore(attemptOf(entry)))
+          const endedAtMs = now()
+          state.running--
+          let next: Effect.Effect<unknown> | undefined
+          if (Exit.isSuccess(exit)) {
+            entry.succeededAtMs = endedAtMs
+            next = end(entry, endedAtMs, { _tag: "Succeeded", value: exit.value })
+          } else {
+            next = afterFailure(entry, endedAtMs, exit)
+          }
+          if (next !== undefined) yield* next
         }
       })
     )
@@ -269,24 +244,17 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
 
     // ── push ─────────────────────────────────────────────────────────────
 
-    const accept = (task: AnyTask, context: Context.Context<unknown>): TaskHandle<unknown, unknown> => {
-      const entry: Entry = {
-        taskId: `task-${++state.nextId}`,
-        task,
-        context,
-        createdAtMs: now(),
-        result: Deferred.makeUnsafe<AnyResult>(),
-        attempts: undefined,
-        attemptCount: 0
-      }
+    const accept = (task: AnyTask, context: Context.Context<unknown>): Entry => {
+      const entry = new Entry(++state.nextId, task, context, now(), config.maxReservedAttempts)
       state.pushed++
       if (state.unfinished++ === 0) idle.closeUnsafe()
+      if (state.unfinished === config.maxTaskNum) room.closeUnsafe()
       if (state.lingering.push(entry) === 1) {
         state.lingerStartedAtMs = entry.createdAtMs
         lingerPending.openUnsafe()
       }
       if (state.lingering.length >= config.maxIoWorkerNum) flushLinger()
-      return { taskId: entry.taskId, result: Deferred.await(entry.result) }
+      return entry
     }
 
     const full = (waitedMs: number) =>
@@ -297,29 +265,34 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
         waitedMs
       })
 
-    /** Waits for room as `maxBlockMs` says, failing with `PoolClosedError` if the pool closes first. */
-    const waitForRoom: Effect.Effect<void, PoolClosedError | PoolFullError> = (() => {
+    /**
+     * Waits for room as `maxBlockMs` says, then accepts; fails with
+     * `PoolClosedError` if the pool closes first. Woken waiters race for the
+     * room freed; a loser waits again.
+     */
+    const pushWhenRoom = (task: AnyTask): Effect.Effect<Entry, PoolClosedError | PoolFullError> => {
       if (config.maxBlockMs === 0) return Effect.fail(full(0))
-      const take = Effect.asVoid(room.take(1))
-      const bounded = config.maxBlockMs < 0 ? take : Effect.timeoutOrElse(take, {
+      const acceptWhenRoom: Effect.Effect<Entry> = Effect.flatMap(room.await, () =>
+        Effect.withFiber((fiber) =>
+          state.unfinished < config.maxTaskNum
+            ? Effect.succeed(accept(task, fiber.context as Context.Context<unknown>))
+            : acceptWhenRoom
+        ))
+      const bounded = config.maxBlockMs < 0 ? acceptWhenRoom : Effect.timeoutOrElse(acceptWhenRoom, {
         duration: config.maxBlockMs,
         orElse: () => Effect.fail(full(config.maxBlockMs))
       })
       return Effect.raceFirst(bounded, Effect.andThen(closing.await, Effect.fail(closedError())))
-    })()
+    }
 
     const push = <A, E, R>(task: Task<A, E, R>): Effect.Effect<TaskHandle<A, E>, PoolClosedError | PoolFullError, R> =>
-      Effect.suspend(() => {
+      Effect.withFiber((fiber) => {
         if (state.closed) return Effect.fail(closedError())
-        return Effect.flatMap(room.takeIfAvailable(1), (took) =>
-          took ? Effect.void : Effect.andThen(waitForRoom, Effect.suspend(() => {
-            if (!state.closed) return Effect.void
-            return Effect.andThen(room.release(1), Effect.fail(closedError()))
-          })))
-      }).pipe(
-        Effect.andThen(Effect.context<R>()),
-        Effect.map((context) => accept(task as AnyTask, context as Context.Context<unknown>) as TaskHandle<A, E>)
-      )
+        if (state.unfinished < config.maxTaskNum) {
+          return Effect.succeed(accept(task as AnyTask, fiber.context as Context.Context<unknown>))
+        }
+        return pushWhenRoom(task as AnyTask)
+      }) as Effect.Effect<TaskHandle<A, E>, PoolClosedError | PoolFullError, R>
 
     // ── close ────────────────────────────────────────────────────────────
 
@@ -327,9 +300,12 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
       state.interrupting = true
       yield* Fiber.interruptAll(workers)
       yield* FiberSet.clear(backoffs)
-      for (const entry of state.retrying) yield* end(entry, interruptedByClose())
+      const left = [...state.retrying, ...(yield* Queue.clear(runQueue))]
       state.retrying.clear()
-      for (const entry of yield* Queue.clear(runQueue)) yield* end(entry, interruptedByClose())
+      for (const entry of left) {
+        const callback = end(entry, now(), interruptedByClose())
+        if (callback !== undefined) yield* callback
+      }
     })
 
     yield* Effect.addFinalizer(() =>

@@ -1,0 +1,116 @@
+/**
+ * One pushed task's state, from push to end. The entry is also the task's
+ * `TaskHandle`, so a push allocates one object. Its `TaskResult` is built
+ * once, and only when someone reads it (a callback, the handle, the failure
+ * queue); the `Deferred` behind `result` is made only if someone waits
+ * before the task has ended.
+ */
+import { Deferred, Effect, Exit } from "effect"
+import type { Context } from "effect"
+import type { Task } from "../Task.js"
+import type { TaskHandle } from "../TaskPool.js"
+import { Attempt, TaskResult } from "../TaskResult.js"
+
+export type AnyTask = Task<unknown, unknown, unknown>
+export type AnyResult = TaskResult<unknown, unknown>
+
+/** How a task ended. */
+export type Outcome =
+  | { readonly _tag: "Succeeded"; readonly value: unknown }
+  | {
+    readonly _tag: "Failed"
+    readonly exit: Exit.Exit<unknown, unknown>
+    readonly errorCode: string
+    readonly errorMessage: string
+  }
+
+export class Entry implements TaskHandle<unknown, unknown> {
+  attemptCount = 0
+  /** When the current attempt started. */
+  startedAtMs = 0
+  /** The newest failed attempts, at most `maxReservedAttempts`; allocated at the first failure. */
+  failedAttempts: Array<Attempt> | undefined = undefined
+  /** When the successful attempt ended; 0 while none has. */
+  succeededAtMs = 0
+  /** Set once, when the task ends (before its callback runs). */
+  outcome: Outcome | undefined = undefined
+  completedAtMs = 0
+  /** Set once its callback has run: the handle's `result` is then ready. */
+  settled = false
+  private built: AnyResult | undefined = undefined
+  private waiting: Deferred.Deferred<AnyResult> | undefined = undefined
+
+  constructor(
+    readonly id: number,
+    readonly task: AnyTask,
+    /** The pusher's services, provided to `execute` and the callbacks. */
+    readonly context: Context.Context<unknown>,
+    readonly createdAtMs: number,
+    private readonly maxReservedAttempts: number
+  ) {}
+
+  get taskId(): string {
+    return `task-${this.id}`
+  }
+
+  get result(): Effect.Effect<AnyResult> {
+    return Effect.suspend(() =>
+      this.settled
+        ? Effect.succeed(this.toResult())
+        : Deferred.await(this.waiting ??= Deferred.makeUnsafe())
+    )
+  }
+
+  recordFailedAttempt(attempt: Attempt): void {
+    const attempts = this.failedAttempts ??= []
+    attempts.push(attempt)
+    if (attempts.length > this.maxReservedAttempts) attempts.shift()
+  }
+
+  /** Records how the task ended; its result is built later, on demand. */
+  end(outcome: Outcome, completedAtMs: number): void {
+    this.outcome = outcome
+    this.completedAtMs = completedAtMs
+  }
+
+  /** After the callback: the handle's `result` completes. */
+  settle(): void {
+    this.settled = true
+    if (this.waiting !== undefined) Deferred.doneUnsafe(this.waiting, Exit.succeed(this.toResult()))
+  }
+
+  /** The task's result, built once. Only valid after `end`. */
+  toResult(): AnyResult {
+    if (this.built !== undefined) return this.built
+    const outcome = this.outcome!
+    const attempts = this.failedAttempts === undefined ? [] : [...this.failedAttempts]
+    if (outcome._tag === "Succeeded") {
+      attempts.push(
+        new Attempt({
+          number: this.attemptCount,
+          success: true,
+          startedAtMs: this.startedAtMs,
+          endedAtMs: this.succeededAtMs
+        })
+      )
+      if (attempts.length > this.maxReservedAttempts) attempts.shift()
+    }
+    const common = {
+      taskId: this.taskId,
+      name: this.task.name,
+      attempts,
+      attemptCount: this.attemptCount,
+      createdAtMs: this.createdAtMs,
+      completedAtMs: this.completedAtMs
+    }
+    return this.built = outcome._tag === "Succeeded"
+      ? new TaskResult({ ...common, successful: true, exit: Exit.succeed(outcome.value) })
+      : new TaskResult({
+        ...common,
+        successful: false,
+        exit: outcome.exit,
+        errorCode: outcome.errorCode,
+        errorMessage: outcome.errorMessage
+      })
+  }
+}
