@@ -21,6 +21,11 @@ const withDefault = (schema: typeof Schema.Int, value: number) =>
  * @since 0.1.0
  */
 export class TaskPoolConfig extends Schema.Class<TaskPoolConfig>("TaskPoolConfig")({
+  /** The pool's name: the `pool` attribute of its metrics. */
+  name: Schema.String.check(Schema.isMinLength(1)).pipe(
+    Schema.withDecodingDefault(Effect.succeed("taskpool")),
+    Schema.withConstructorDefault(Effect.succeed("taskpool"))
+  ),
   /** Most attempts executing at once. */
   maxIoWorkerNum: withDefault(integerAtLeast(1), 50),
   /** The longest a new task lingers before it is queued for a worker. */
@@ -54,6 +59,7 @@ type Field = keyof typeof TaskPoolConfig.fields
 
 /** The rule of each field, as the error message states it. */
 const rules: Record<Field, string> = {
+  name: "a non-empty string",
   maxIoWorkerNum: "an integer >= 1",
   lingerMs: "an integer >= 100",
   maxRetryTimes: "an integer",

@@ -59,6 +59,13 @@ export interface TaskPoolService {
   readonly stats: Effect.Effect<TaskPoolStats>
   /** Waits until no unfinished task is held. */
   readonly awaitIdle: Effect.Effect<void>
+  /**
+   * Closes the pool now, as closing its layer's scope would. `timeoutMs`
+   * overrides the config's `shutdownTimeoutMs` for this close (absent: the
+   * config decides). The pool closes once: later calls, and the scope's own
+   * close, wait for the first one to finish.
+   */
+  readonly close: (options?: { readonly timeoutMs?: number | undefined }) => Effect.Effect<void>
 }
 
 /**

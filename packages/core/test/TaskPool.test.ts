@@ -527,6 +527,39 @@ describe("TaskPool", () => {
         assert.isTrue((yield* handle.result).successful)
       }))
 
+    it.effect("close({ timeoutMs }) closes now with its own limit; later closes wait for that one", () =>
+      Effect.gen(function*() {
+        const { pool, close } = yield* openPool({ lingerMs: 100 })
+        const handle = yield* pool.push(Task.make({ name: "long", execute: Effect.sleep(60_000) }))
+        yield* TestClock.adjust(100)
+        const first = yield* Effect.forkChild(Effect.andThen(pool.close({ timeoutMs: 10 }), now))
+        const second = yield* Effect.forkChild(Effect.andThen(pool.close(), now))
+        yield* TestClock.adjust(10)
+        assert.deepStrictEqual([yield* Fiber.join(first), yield* Fiber.join(second)], [110, 110])
+        assert.strictEqual((yield* handle.result).errorCode, "Interrupted")
+        yield* close
+        assert.instanceOf(yield* Effect.flip(pool.push(Task.make({ name: "late", execute: Effect.void }))), PoolClosedError)
+      }))
+
+    it.effect("close({ timeoutMs }) overrides the config's shutdownTimeoutMs", () =>
+      Effect.gen(function*() {
+        const { pool } = yield* openPool({ lingerMs: 100, shutdownTimeoutMs: 5 })
+        const handle = yield* pool.push(Task.make({ name: "thirty", execute: Effect.sleep(30) }))
+        const closing = yield* Effect.forkChild(pool.close({ timeoutMs: 5000 }))
+        yield* TestClock.adjust(100)
+        yield* Fiber.join(closing)
+        assert.isTrue((yield* handle.result).successful)
+      }))
+
+    it.effect("close rejects a timeoutMs that is not an integer >= 0", () =>
+      Effect.gen(function*() {
+        const { pool } = yield* openPool({ lingerMs: 100 })
+        const exit = yield* Effect.exit(pool.close({ timeoutMs: -1 }))
+        assert.isTrue(Exit.isFailure(exit) && Cause.hasDies(exit.cause))
+        assert.strictEqual((yield* pool.stats).pushed, 0)
+        yield* pool.push(Task.make({ name: "still-open", execute: Effect.void }))
+      }))
+
     it.effect("the failure stream ends once the pool has closed and its entries are read", () =>
       Effect.gen(function*() {
         const { pool, close } = yield* openPool({ lingerMs: 100, maxRetryTimes: 0 })

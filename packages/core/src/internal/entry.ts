@@ -6,7 +6,7 @@
  * before the task has ended.
  */
 import { Deferred, Effect, Exit } from "effect"
-import type { Context } from "effect"
+import type { Context, Tracer } from "effect"
 import type { Task } from "../Task.js"
 import type { TaskHandle } from "../TaskPool.js"
 import { Attempt, TaskResult } from "../TaskResult.js"
@@ -37,6 +37,8 @@ export class Entry implements TaskHandle<unknown, unknown> {
   completedAtMs = 0
   /** Set once its callback has run: the handle's `result` is then ready. */
   settled = false
+  /** The pusher's services with the task's log annotations; made at the first attempt. */
+  runContext: Context.Context<unknown> | undefined = undefined
   private built: AnyResult | undefined = undefined
   private waiting: Deferred.Deferred<AnyResult> | undefined = undefined
 
@@ -46,7 +48,9 @@ export class Entry implements TaskHandle<unknown, unknown> {
     /** The pusher's services, provided to `execute` and the callbacks. */
     readonly context: Context.Context<unknown>,
     readonly createdAtMs: number,
-    private readonly maxReservedAttempts: number
+    private readonly maxReservedAttempts: number,
+    /** The task's span, when the pusher traces. */
+    readonly span: Tracer.Span | undefined
   ) {}
 
   get taskId(): string {

@@ -11,8 +11,8 @@
  * attempts running at once; one linger fiber times the whole linger batch;
  * backoffs are fibers in a `FiberSet` and hold no worker.
  */
-import { Cause, Clock, Duration, Effect, Exit, Fiber, FiberSet, Latch, Queue, Stream } from "effect"
-import type { Context, Scope } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, FiberSet, Latch, Queue, Stream } from "effect"
+import type { Context, Scope, Tracer } from "effect"
 import type { TaskPoolConfig } from "../Config.js"
 import { PoolClosedError, PoolFullError, TaskTimeoutError } from "../errors.js"
 import type { Task } from "../Task.js"
@@ -20,6 +20,7 @@ import type { TaskHandle, TaskPoolService, TaskPoolStats } from "../TaskPool.js"
 import { Attempt } from "../TaskResult.js"
 import { Entry } from "./entry.js"
 import type { AnyResult, AnyTask, Outcome } from "./entry.js"
+import { annotateOutcome, isTracing, registerMetrics, tracedAttempt, withTaskAnnotations } from "./observability.js"
 import { describeFailure } from "./outcome.js"
 import { delayAfter, retryDelays } from "./retryDelays.js"
 
@@ -58,7 +59,9 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
       pushed: 0,
       succeeded: 0,
       failed: 0,
-      droppedFailures: 0
+      droppedFailures: 0,
+      retriedAttempts: 0,
+      rejectedPushes: 0
     }
 
     const runQueue = yield* Queue.unbounded<Entry>()
@@ -72,8 +75,35 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
     /** Opens when the pool closes, to fail pushes still waiting for room. */
     const closing = Latch.makeUnsafe(false)
     const backoffs = yield* FiberSet.make<void>()
+    const metrics = registerMetrics(config.name, yield* Effect.context<never>(), {
+      pushed: () => state.pushed,
+      succeeded: () => state.succeeded,
+      failed: () => state.failed,
+      retriedAttempts: () => state.retriedAttempts,
+      droppedFailures: () => state.droppedFailures,
+      rejectedPushes: () => state.rejectedPushes,
+      lingering: () => state.lingering.length,
+      queued: () => Queue.sizeUnsafe(runQueue),
+      running: () => state.running,
+      retrying: () => state.retrying.size
+    })
 
     const closedError = () => new PoolClosedError({ message: "the task pool is closed" })
+    const rejected = <E>(error: E) => {
+      state.rejectedPushes++
+      return Effect.fail(error)
+    }
+
+    const runContextOf = (entry: Entry) =>
+      entry.runContext ??= withTaskAnnotations(entry.context, entry.taskId, entry.task.name)
+
+    /**
+     * Runs `effect` with exactly the pusher's services (and the task's log
+     * annotations). Swapping the context in is much cheaper than merging it
+     * into the worker's, as `Effect.provideContext` would.
+     */
+    const withServicesOf = <A, E>(entry: Entry, effect: Effect.Effect<A, E, unknown>): Effect.Effect<A, E> =>
+      Effect.updateContext(effect as Effect.Effect<A, E>, () => runContextOf(entry) as Context.Context<never>)
 
     // ── end ──────────────────────────────────────────────────────────────
 
@@ -94,7 +124,7 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
       const callback = succeeded ? entry.task.onSuccess : entry.task.onFail
       if (callback === undefined) return undefined
       return Effect.suspend(() => callback(entry.toResult())).pipe(
-        Effect.provideContext(entry.context),
+        (effect) => withServicesOf(entry, effect),
         Effect.catchCause((cause) =>
           Effect.logError(
             `TaskPool: the ${succeeded ? "onSuccess" : "onFail"} callback of task ${entry.taskId} (${entry.task.name}) failed`,
@@ -118,9 +148,19 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
       return undefined
     }
 
+    const endSpan = (entry: Entry, span: Tracer.Span) => {
+      const outcome = entry.outcome!
+      const exit = outcome._tag === "Succeeded" ? Exit.succeed(outcome.value) : outcome.exit
+      annotateOutcome(span, exit, outcome._tag === "Failed" ? outcome.errorCode : undefined)
+      span.attribute("taskpool.attempts", entry.attemptCount)
+      span.end(clock.currentTimeNanosUnsafe(), exit)
+    }
+
     /** Ends a task exactly once: its outcome, its callback, then `settle`. Returns the callback's run, if any. */
     const end = (entry: Entry, completedAtMs: number, outcome: Outcome) => {
       entry.end(outcome, completedAtMs)
+      metrics.taskDuration(completedAtMs - entry.createdAtMs)
+      if (entry.span !== undefined) endSpan(entry, entry.span)
       const callback = callbackOf(entry)
       return callback === undefined ? settle(entry) : Effect.andThen(callback, Effect.sync(() => settle(entry)))
     }
@@ -161,7 +201,9 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
             })
           )
       })
-      return Effect.provideContext(timed, entry.context)
+      const traced = entry.span === undefined ? timed : tracedAttempt(timed, entry.span, entry.taskId, entry.attemptCount)
+      // An attempt that is already an Exit runs no code, so it needs no services.
+      return Exit.isExit(traced) ? traced : withServicesOf(entry, traced)
     }
 
     const retryLater = (entry: Entry, delay: number) => {
@@ -200,6 +242,7 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
       if (final) {
         return end(entry, endedAtMs, { _tag: "Failed", exit, errorCode: failure.errorCode, errorMessage: failure.errorMessage })
       }
+      state.retriedAttempts++
       const delay = delayAfter(delays, entry.attemptCount)
       if (delay > 0) return retryLater(entry, delay)
       Queue.offerUnsafe(runQueue, entry)
@@ -218,12 +261,13 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
         while (!state.interrupting) {
           const taken = Queue.takeUnsafe(runQueue)
           const entry = taken !== undefined && Exit.isSuccess(taken) ? taken.value : yield* restore(Queue.take(runQueue))
-          entry.attemptCount++
           entry.startedAtMs = now()
+          if (entry.attemptCount++ === 0) metrics.queueWait(entry.startedAtMs - entry.createdAtMs)
           state.running++
           const exit = yield* Effect.exit(restore(attemptOf(entry)))
           const endedAtMs = now()
           state.running--
+          metrics.attemptDuration(endedAtMs - entry.startedAtMs)
           let next: Effect.Effect<unknown> | undefined
           if (Exit.isSuccess(exit)) {
             entry.succeededAtMs = endedAtMs
@@ -244,8 +288,9 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
 
     // ── push ─────────────────────────────────────────────────────────────
 
-    const accept = (task: AnyTask, context: Context.Context<unknown>): Entry => {
-      const entry = new Entry(++state.nextId, task, context, now(), config.maxReservedAttempts)
+    const accept = (task: AnyTask, context: Context.Context<unknown>, span?: Tracer.Span): Entry => {
+      const entry = new Entry(++state.nextId, task, context, now(), config.maxReservedAttempts, span)
+      span?.attribute("taskpool.task.id", entry.taskId)
       state.pushed++
       if (state.unfinished++ === 0) idle.closeUnsafe()
       if (state.unfinished === config.maxTaskNum) room.closeUnsafe()
@@ -271,26 +316,32 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
      * room freed; a loser waits again.
      */
     const pushWhenRoom = (task: AnyTask): Effect.Effect<Entry, PoolClosedError | PoolFullError> => {
-      if (config.maxBlockMs === 0) return Effect.fail(full(0))
-      const acceptWhenRoom: Effect.Effect<Entry> = Effect.flatMap(room.await, () =>
-        Effect.withFiber((fiber) =>
-          state.unfinished < config.maxTaskNum
-            ? Effect.succeed(accept(task, fiber.context as Context.Context<unknown>))
-            : acceptWhenRoom
-        ))
+      if (config.maxBlockMs === 0) return rejected(full(0))
+      const acceptWhenRoom: Effect.Effect<Entry> = Effect.flatMap(
+        room.await,
+        () => Effect.withFiber((fiber) => state.unfinished < config.maxTaskNum ? acceptIn(task, fiber) : acceptWhenRoom)
+      )
       const bounded = config.maxBlockMs < 0 ? acceptWhenRoom : Effect.timeoutOrElse(acceptWhenRoom, {
         duration: config.maxBlockMs,
-        orElse: () => Effect.fail(full(config.maxBlockMs))
+        orElse: () => rejected(full(config.maxBlockMs))
       })
-      return Effect.raceFirst(bounded, Effect.andThen(closing.await, Effect.fail(closedError())))
+      return Effect.raceFirst(bounded, Effect.andThen(closing.await, Effect.suspend(() => rejected(closedError()))))
+    }
+
+    /** Accepts a task in the pusher's fiber: its services, and its task span when it traces. */
+    const acceptIn = (task: AnyTask, fiber: Fiber.Fiber<unknown, unknown>): Effect.Effect<Entry> => {
+      const context = fiber.context as Context.Context<unknown>
+      if (!isTracing(fiber)) return Effect.succeed(accept(task, context))
+      return Effect.map(
+        Effect.makeSpan("taskpool.task", { attributes: { "taskpool.task.name": task.name, "taskpool.pool": config.name } }),
+        (span) => accept(task, context, span)
+      )
     }
 
     const push = <A, E, R>(task: Task<A, E, R>): Effect.Effect<TaskHandle<A, E>, PoolClosedError | PoolFullError, R> =>
       Effect.withFiber((fiber) => {
-        if (state.closed) return Effect.fail(closedError())
-        if (state.unfinished < config.maxTaskNum) {
-          return Effect.succeed(accept(task as AnyTask, fiber.context as Context.Context<unknown>))
-        }
+        if (state.closed) return rejected(closedError())
+        if (state.unfinished < config.maxTaskNum) return acceptIn(task as AnyTask, fiber)
         return pushWhenRoom(task as AnyTask)
       }) as Effect.Effect<TaskHandle<A, E>, PoolClosedError | PoolFullError, R>
 
@@ -308,22 +359,38 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
       }
     })
 
-    yield* Effect.addFinalizer(() =>
+    /** The close: safe when `timeoutMs` is undefined, limited otherwise. */
+    const shutdown = (timeoutMs: number | undefined) =>
       Effect.gen(function*() {
         state.closed = true
         closing.openUnsafe()
         yield* Fiber.interrupt(lingerFiber)
         flushLinger()
-        if (config.shutdownTimeoutMs === undefined) {
+        if (timeoutMs === undefined) {
           yield* idle.await
         } else {
-          const drained = yield* Effect.interruptible(idle.await).pipe(Effect.timeoutOption(config.shutdownTimeoutMs))
+          const drained = yield* Effect.interruptible(idle.await).pipe(Effect.timeoutOption(timeoutMs))
           if (drained._tag === "None") yield* interruptRest
         }
         yield* Fiber.interruptAll(workers)
         Queue.endUnsafe(failureQueue)
+        metrics.unregister()
       })
-    )
+
+    /** Completed when the close has finished; made by the first close. */
+    let closed: Deferred.Deferred<void> | undefined
+    const close = (options?: { readonly timeoutMs?: number | undefined }): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const timeoutMs = options?.timeoutMs ?? config.shutdownTimeoutMs
+        if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs >= 0)) {
+          return Effect.die(new RangeError(`TaskPool.close: timeoutMs must be an integer >= 0, got ${timeoutMs}`))
+        }
+        if (closed !== undefined) return Deferred.await(closed)
+        const done = closed = Deferred.makeUnsafe<void>()
+        return Effect.uninterruptible(Effect.ensuring(shutdown(timeoutMs), Deferred.succeed(done, undefined)))
+      })
+
+    yield* Effect.addFinalizer(() => close())
 
     const stats = Effect.sync((): TaskPoolStats => ({
       lingering: state.lingering.length,
@@ -340,7 +407,8 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
       push,
       failures: Stream.fromQueue(failureQueue),
       stats,
-      awaitIdle: idle.await
+      awaitIdle: idle.await,
+      close
     }
   })
 
