@@ -30,8 +30,6 @@ export class Entry implements TaskHandle<unknown, unknown> {
   startedAtMs = 0
   /** The newest failed attempts, at most `maxReservedAttempts`; allocated at the first failure. */
   failedAttempts: Array<Attempt> | undefined = undefined
-  /** When the successful attempt ended; 0 while none has. */
-  succeededAtMs = 0
   /** Set once, when the task ends (before its callback runs). */
   outcome: Outcome | undefined = undefined
   completedAtMs = 0
@@ -94,7 +92,7 @@ export class Entry implements TaskHandle<unknown, unknown> {
           number: this.attemptCount,
           success: true,
           startedAtMs: this.startedAtMs,
-          endedAtMs: this.succeededAtMs
+          endedAtMs: this.completedAtMs
         })
       )
       if (attempts.length > this.maxReservedAttempts) attempts.shift()

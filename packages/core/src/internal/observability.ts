@@ -111,7 +111,7 @@ export const registerMetrics = (poolName: string, context: Context.Context<never
 
 /** Whether a fiber's spans go anywhere: tracing is on and a tracer other than the built-in one is installed. */
 export const isTracing = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
-  fiber.getRef(References.TracerEnabled) && fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
+  fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer && fiber.getRef(References.TracerEnabled)
 
 /** `context` with `taskId` and `taskName` added to its log annotations. */
 export const withTaskAnnotations = (context: Context.Context<unknown>, taskId: string, taskName: string) =>

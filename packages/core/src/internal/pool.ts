@@ -270,7 +270,6 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
           metrics.attemptDuration(endedAtMs - entry.startedAtMs)
           let next: Effect.Effect<unknown> | undefined
           if (Exit.isSuccess(exit)) {
-            entry.succeededAtMs = endedAtMs
             next = end(entry, endedAtMs, { _tag: "Succeeded", value: exit.value })
           } else {
             next = afterFailure(entry, endedAtMs, exit)
