@@ -134,9 +134,8 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
       )
     }
 
-    /** After the callback: the handle, the failure queue, the counters, the room. */
+    /** After the callback: the counters, the failure queue, the room, then the handle. */
     const settle = (entry: Entry) => {
-      entry.settle()
       if (entry.outcome!._tag === "Succeeded") {
         state.succeeded++
       } else {
@@ -145,6 +144,8 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
       }
       if (state.unfinished-- === config.maxTaskNum) room.openUnsafe()
       if (state.unfinished === 0) idle.openUnsafe()
+      // Last, so whoever awaits the handle sees the counters already updated.
+      entry.settle()
       return undefined
     }
 
