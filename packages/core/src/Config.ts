@@ -9,6 +9,9 @@ import { Effect, Schema } from "effect"
 import type { SchemaIssue } from "effect"
 import { TaskPoolConfigError } from "./errors.js"
 
+/** Each worker is a fiber made when the pool starts, so their number has a ceiling. */
+const maxWorkers = 10_000
+
 const integer = Schema.Int
 const integerAtLeast = (minimum: number) => Schema.Int.check(Schema.isGreaterThanOrEqualTo(minimum))
 const withDefault = (schema: typeof Schema.Int, value: number) =>
@@ -27,7 +30,7 @@ export class TaskPoolConfig extends Schema.Class<TaskPoolConfig>("TaskPoolConfig
     Schema.withConstructorDefault(Effect.succeed("taskpool"))
   ),
   /** Most attempts executing at once. */
-  maxIoWorkerNum: withDefault(integerAtLeast(1), 50),
+  maxIoWorkerNum: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: maxWorkers })), 50),
   /** The longest a new task lingers before it is queued for a worker. */
   lingerMs: withDefault(integerAtLeast(100), 2000),
   /** Retries after the first failed attempt; `<= 0`: the first failure is final. */
@@ -60,7 +63,7 @@ type Field = keyof typeof TaskPoolConfig.fields
 /** The rule of each field, as the error message states it. */
 const rules: Record<Field, string> = {
   name: "a non-empty string",
-  maxIoWorkerNum: "an integer >= 1",
+  maxIoWorkerNum: `an integer from 1 to ${maxWorkers}`,
   lingerMs: "an integer >= 100",
   maxRetryTimes: "an integer",
   maxReservedAttempts: "an integer >= 1",

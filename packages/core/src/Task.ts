@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect } from "effect"
+import { Duration, Effect, Option } from "effect"
 import type { TaskResult } from "./TaskResult.js"
 
 /**
@@ -43,8 +43,48 @@ export interface TaskOptions<A, E, R> {
   readonly timeout?: Duration.Input | undefined
 }
 
+const show = (value: unknown): string => {
+  if (typeof value === "string") return JSON.stringify(value)
+  if (typeof value === "function") return "a function"
+  if (value === null || typeof value !== "object") return String(value)
+  return Object.prototype.toString.call(value)
+}
+
 /**
- * Builds a task.
+ * What is wrong with a task (or `Task.make`'s options), or `undefined` when
+ * nothing is. Checked at the boundary, so a bad task never reaches a worker.
+ *
+ * @internal
+ */
+export const invalidTask = (task: unknown): string | undefined => {
+  if (typeof task !== "object" || task === null) return `expected a task made by Task.make, got ${show(task)}`
+  const options = task as Record<string, unknown>
+  if (typeof options.name !== "string" || options.name.length === 0) {
+    return `name must be a non-empty string, got ${show(options.name)}`
+  }
+  if (!Effect.isEffect(options.execute)) return `execute must be an Effect, got ${show(options.execute)}`
+  for (const key of ["onSuccess", "onFail", "retryable"] as const) {
+    if (options[key] !== undefined && typeof options[key] !== "function") {
+      return `${key} must be a function when given, got ${show(options[key])}`
+    }
+  }
+  if (options.timeout !== undefined) {
+    const input = options.timeout
+    // Effect reads NaN and an object without units as a zero duration; here they are mistakes.
+    const unreadable = Number.isNaN(input) ||
+      (typeof input === "object" && input !== null && !Duration.isDuration(input) && Object.keys(input).length === 0)
+    const timeout = unreadable ? Option.none() : Duration.fromInput(input as Duration.Input)
+    if (Option.isNone(timeout) || !(Duration.toMillis(timeout.value) >= 0)) {
+      return `timeout must be a duration >= 0, got ${show(options.timeout)}`
+    }
+  }
+  return undefined
+}
+
+/**
+ * Builds a task. Bad options (an empty name, an `execute` that is not an
+ * Effect, a callback that is not a function, a timeout that is not a
+ * duration >= 0) throw a `TypeError` naming the option, here at the call.
  *
  * @example
  * ```ts
@@ -59,14 +99,18 @@ export interface TaskOptions<A, E, R> {
  *
  * @since 0.1.0
  */
-const make = <A, E = never, R = never>(options: TaskOptions<A, E, R>): Task<A, E, R> => ({
-  name: options.name,
-  execute: options.execute,
-  onSuccess: options.onSuccess,
-  onFail: options.onFail,
-  retryable: options.retryable,
-  timeout: options.timeout === undefined ? undefined : Duration.fromInputUnsafe(options.timeout)
-})
+const make = <A, E = never, R = never>(options: TaskOptions<A, E, R>): Task<A, E, R> => {
+  const problem = invalidTask(options)
+  if (problem !== undefined) throw new TypeError(`Task.make: ${problem}`)
+  return {
+    name: options.name,
+    execute: options.execute,
+    onSuccess: options.onSuccess,
+    onFail: options.onFail,
+    retryable: options.retryable,
+    timeout: options.timeout === undefined ? undefined : Duration.fromInputUnsafe(options.timeout)
+  }
+}
 
 /**
  * The `Task` constructors.

@@ -10,7 +10,7 @@
 /**
  * Counters: `pushed`, `succeeded`, `failed`, `retriedAttempts`,
  * `droppedFailures`, `rejectedPushes`. Gauges: `lingering`, `queued`,
- * `running`, `retrying`. Histograms: `attemptDuration` (each attempt),
+ * `running`, `retrying`, `ending`. Histograms: `attemptDuration` (each attempt),
  * `queueWait` (push to first start), `taskDuration` (push to end).
  *
  * @since 0.1.0
@@ -26,6 +26,7 @@ export const metricNames = {
   queued: "taskpool_tasks_queued",
   running: "taskpool_tasks_running",
   retrying: "taskpool_tasks_retrying",
+  ending: "taskpool_tasks_ending",
   attemptDuration: "taskpool_attempt_duration_ms",
   queueWait: "taskpool_queue_wait_ms",
   taskDuration: "taskpool_task_duration_ms"

@@ -24,11 +24,12 @@ export interface MetricSource {
   readonly lingering: () => number
   readonly queued: () => number
   readonly running: () => number
+  readonly ending: () => number
   readonly retrying: () => number
 }
 
 const counters = ["pushed", "succeeded", "failed", "retriedAttempts", "droppedFailures", "rejectedPushes"] as const
-const gauges = ["lingering", "queued", "running", "retrying"] as const
+const gauges = ["lingering", "queued", "running", "retrying", "ending"] as const
 
 const boundaries = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000]
 

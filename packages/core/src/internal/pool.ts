@@ -15,6 +15,7 @@ import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, FiberSet, Latch,
 import type { Context, Scope, Tracer } from "effect"
 import type { TaskPoolConfig } from "../Config.js"
 import { PoolClosedError, PoolFullError, TaskTimeoutError } from "../errors.js"
+import { invalidTask } from "../Task.js"
 import type { Task } from "../Task.js"
 import type { TaskHandle, TaskPoolService, TaskPoolStats } from "../TaskPool.js"
 import { Attempt } from "../TaskResult.js"
@@ -53,7 +54,10 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
       nextId: 0,
       lingering: [] as Array<Entry>,
       lingerStartedAtMs: 0,
+      /** Attempts running. */
       running: 0,
+      /** Tasks whose callback is running: ended, not yet settled. */
+      ending: 0,
       retrying: new Set<Entry>(),
       unfinished: 0,
       pushed: 0,
@@ -75,6 +79,7 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
     /** Opens when the pool closes, to fail pushes still waiting for room. */
     const closing = Latch.makeUnsafe(false)
     const backoffs = yield* FiberSet.make<void>()
+    const callbacks = yield* FiberSet.make<void>()
     const metrics = registerMetrics(config.name, yield* Effect.context<never>(), {
       pushed: () => state.pushed,
       succeeded: () => state.succeeded,
@@ -85,6 +90,7 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
       lingering: () => state.lingering.length,
       queued: () => Queue.sizeUnsafe(runQueue),
       running: () => state.running,
+      ending: () => state.ending,
       retrying: () => state.retrying.size
     })
 
@@ -123,14 +129,11 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
       const succeeded = entry.outcome!._tag === "Succeeded"
       const callback = succeeded ? entry.task.onSuccess : entry.task.onFail
       if (callback === undefined) return undefined
+      const which = `the ${succeeded ? "onSuccess" : "onFail"} callback of task ${entry.taskId} (${entry.task.name})`
       return Effect.suspend(() => callback(entry.toResult())).pipe(
-        (effect) => withServicesOf(entry, effect),
-        Effect.catchCause((cause) =>
-          Effect.logError(
-            `TaskPool: the ${succeeded ? "onSuccess" : "onFail"} callback of task ${entry.taskId} (${entry.task.name}) failed`,
-            cause
-          )
-        )
+        Effect.catchCause((cause) => Effect.logError(`TaskPool: ${which} failed`, cause)),
+        Effect.onInterrupt(() => Effect.logWarning(`TaskPool: ${which} was cut off by the pool's limited close`)),
+        (effect) => withServicesOf(entry, effect)
       )
     }
 
@@ -157,13 +160,27 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
       span.end(clock.currentTimeNanosUnsafe(), exit)
     }
 
-    /** Ends a task exactly once: its outcome, its callback, then `settle`. Returns the callback's run, if any. */
+    /**
+     * Ends a task exactly once: its outcome, its callback, then `settle`. A
+     * callback runs in a fiber of its own, so it holds no worker; the task
+     * settles when it returns (or, in a limited close, is cut off). Returns
+     * the fork of the callback, if there is one.
+     */
     const end = (entry: Entry, completedAtMs: number, outcome: Outcome) => {
       entry.end(outcome, completedAtMs)
       metrics.taskDuration(completedAtMs - entry.createdAtMs)
       if (entry.span !== undefined) endSpan(entry, entry.span)
       const callback = callbackOf(entry)
-      return callback === undefined ? settle(entry) : Effect.andThen(callback, Effect.sync(() => settle(entry)))
+      if (callback === undefined) return settle(entry)
+      state.ending++
+      return FiberSet.run(
+        callbacks,
+        Effect.ensuring(callback, Effect.sync(() => {
+          state.ending--
+          settle(entry)
+        })),
+        { startImmediately: true }
+      )
     }
 
     // ── linger ───────────────────────────────────────────────────────────
@@ -340,6 +357,8 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
 
     const push = <A, E, R>(task: Task<A, E, R>): Effect.Effect<TaskHandle<A, E>, PoolClosedError | PoolFullError, R> =>
       Effect.withFiber((fiber) => {
+        const problem = invalidTask(task)
+        if (problem !== undefined) return Effect.die(new TypeError(`TaskPool.push: ${problem}`))
         if (state.closed) return rejected(closedError())
         if (state.unfinished < config.maxTaskNum) return acceptIn(task as AnyTask, fiber)
         return pushWhenRoom(task as AnyTask)
@@ -347,17 +366,26 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
 
     // ── close ────────────────────────────────────────────────────────────
 
-    const interruptRest = Effect.gen(function*() {
-      state.interrupting = true
-      yield* Fiber.interruptAll(workers)
-      yield* FiberSet.clear(backoffs)
-      const left = [...state.retrying, ...(yield* Queue.clear(runQueue))]
-      state.retrying.clear()
-      for (const entry of left) {
-        const callback = end(entry, now(), interruptedByClose())
-        if (callback !== undefined) yield* callback
-      }
-    })
+    /**
+     * The limited close's deadline: running attempts are cut off, queued and
+     * backing-off tasks taken out, each ending "Interrupted". Their `onFail`
+     * callbacks, and callbacks already running, get `graceMs` more; whatever
+     * still runs then is cut off, and its task settles all the same.
+     */
+    const interruptRest = (graceMs: number) =>
+      Effect.gen(function*() {
+        state.interrupting = true
+        yield* Fiber.interruptAll(workers)
+        yield* FiberSet.clear(backoffs)
+        const left = [...state.retrying, ...(yield* Queue.clear(runQueue))]
+        state.retrying.clear()
+        for (const entry of left) {
+          const callback = end(entry, now(), interruptedByClose())
+          if (callback !== undefined) yield* callback
+        }
+        const finished = yield* Effect.interruptible(FiberSet.awaitEmpty(callbacks)).pipe(Effect.timeoutOption(graceMs))
+        if (finished._tag === "None") yield* FiberSet.clear(callbacks)
+      })
 
     /** The close: safe when `timeoutMs` is undefined, limited otherwise. */
     const shutdown = (timeoutMs: number | undefined) =>
@@ -370,7 +398,7 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
           yield* idle.await
         } else {
           const drained = yield* Effect.interruptible(idle.await).pipe(Effect.timeoutOption(timeoutMs))
-          if (drained._tag === "None") yield* interruptRest
+          if (drained._tag === "None") yield* interruptRest(timeoutMs)
         }
         yield* Fiber.interruptAll(workers)
         Queue.endUnsafe(failureQueue)
@@ -396,6 +424,7 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
       lingering: state.lingering.length,
       queued: Queue.sizeUnsafe(runQueue),
       running: state.running,
+      ending: state.ending,
       retrying: state.retrying.size,
       succeeded: state.succeeded,
       failed: state.failed,
