@@ -127,7 +127,19 @@ export const decodeConfig = (input: unknown): Effect.Effect<TaskPoolConfig, Task
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
       return Effect.fail(configError([`expected an object of TaskPoolConfig fields, got ${show(value)}`], []))
     }
-    const record = value as Record<string, unknown>
+    // Read every key once into a plain object: a getter that throws is bad input, not a crash.
+    const record: Record<string, unknown> = {}
+    const unreadable: Array<string> = []
+    for (const key of Object.keys(value)) {
+      try {
+        record[key] = (value as Record<string, unknown>)[key]
+      } catch {
+        unreadable.push(key)
+      }
+    }
+    if (unreadable.length > 0) {
+      return Effect.fail(configError(unreadable.map((key) => `${key}: could not be read (its getter threw)`), unreadable))
+    }
     const unknownKeys = Object.keys(record).filter((key) => !isField(key))
     return Schema.decodeUnknownEffect(TaskPoolConfig)(record, { errors: "all" }).pipe(
       Effect.map((config) => ({ config, invalid: new Set<Field>(), schemaMessage: undefined })),

@@ -434,7 +434,8 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
 
     return {
       push,
-      failures: Stream.fromQueue(failureQueue),
+      // One element per pull: a reader that stops early leaves the rest queued.
+      failures: Stream.fromEffectRepeat(Queue.take(failureQueue)),
       stats,
       awaitIdle: idle.await,
       close
