@@ -128,7 +128,8 @@ export const decodeConfig = (input: unknown): Effect.Effect<TaskPoolConfig, Task
       return Effect.fail(configError([`expected an object of TaskPoolConfig fields, got ${show(value)}`], []))
     }
     // Read every key once into a plain object: a getter that throws is bad input, not a crash.
-    const record: Record<string, unknown> = {}
+    // No prototype: a key such as "__proto__" is a plain (unknown) key here, never a setter.
+    const record: Record<string, unknown> = Object.create(null)
     const unreadable: Array<string> = []
     for (const key of Object.keys(value)) {
       try {
