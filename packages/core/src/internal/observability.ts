@@ -36,14 +36,14 @@ const boundaries = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000
 const ignore = () => {}
 
 /** Observations bucketed as Effect's histograms do: a value counts in the first boundary >= it. */
-class Recorder {
+export class Recorder {
   private readonly counts = new Array<number>(boundaries.length).fill(0)
   private count = 0
   private sum = 0
   private min = Number.MAX_VALUE
   private max = -Number.MAX_VALUE
 
-  readonly record = (value: number): void => {
+  record(value: number): void {
     let i = 0
     while (i < boundaries.length && value > boundaries[i]!) i++
     if (i < boundaries.length) this.counts[i]!++
@@ -66,9 +66,9 @@ class Recorder {
 }
 
 export interface PoolMetrics {
-  readonly attemptDuration: (ms: number) => void
-  readonly queueWait: (ms: number) => void
-  readonly taskDuration: (ms: number) => void
+  readonly attemptDuration: Recorder
+  readonly queueWait: Recorder
+  readonly taskDuration: Recorder
   /** Removes the pool's series from the registry. */
   readonly unregister: () => void
 }
@@ -101,9 +101,7 @@ export const registerMetrics = (poolName: string, context: Context.Context<never
     )
   ]
   return {
-    attemptDuration: recorders.attemptDuration.record,
-    queueWait: recorders.queueWait.record,
-    taskDuration: recorders.taskDuration.record,
+    ...recorders,
     unregister: () => {
       for (const registration of registrations) registration.remove()
     }
