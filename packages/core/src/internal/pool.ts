@@ -85,6 +85,9 @@ class Pool {
   /** Completed when the close has finished; made by the first close. */
   closed$: Deferred.Deferred<void> | undefined = undefined
   readonly metrics: PoolMetrics
+  /** Whether pushes from the context `tracingKnownFor` make spans. */
+  tracing = false
+  tracingKnownFor: Context.Context<unknown> | undefined = undefined
 
   constructor(
     readonly config: TaskPoolConfig,
@@ -135,7 +138,12 @@ class Pool {
   /** Accepts a task in the pusher's fiber: its services, and its task span when it traces. */
   acceptIn(task: AnyTask, fiber: Fiber.Fiber<unknown, unknown>): Effect.Effect<Entry> {
     const context = fiber.context as Context.Context<unknown>
-    if (!isTracing(fiber)) return Effect.succeed(this.accept(task, context, undefined))
+    // Pushes tend to come from one context at a time: look the tracer up once per context.
+    if (context !== this.tracingKnownFor) {
+      this.tracingKnownFor = context
+      this.tracing = isTracing(fiber)
+    }
+    if (!this.tracing) return Effect.succeed(this.accept(task, context, undefined))
     return Effect.map(
       Effect.makeSpan("taskpool.task", { attributes: { "taskpool.task.name": task.name, "taskpool.pool": this.config.name } }),
       (span) => this.accept(task, context, span)
