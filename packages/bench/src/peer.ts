@@ -112,3 +112,21 @@ export const blocker = () => {
     }
   }
 }
+
+/**
+ * `queuedHeap` for a promise queue with one worker: blocks it, pushes `n`
+ * no-op thunks keeping every returned promise, and measures the heap they hold.
+ */
+export const promiseQueuedHeap = async (n: number, push: (thunk: () => Promise<void>) => Promise<void>): Promise<number> => {
+  const gate = blocker()
+  const noop = promiseTasks({ _tag: "Noop" })()
+  void push(gate.task)
+  await gate.started
+  const before = heapUsedAfterGc()
+  const kept: Array<Promise<void>> = []
+  for (let i = 0; i < n; i++) kept.push(push(noop))
+  const after = heapUsedAfterGc()
+  gate.release()
+  await Promise.all(kept)
+  return (after - before) / n
+}
