@@ -202,7 +202,9 @@ class Pool {
     if (batch.length === 0) return
     this.lingering = []
     this.lingerPending.closeUnsafe()
-    Queue.offerAllUnsafe(this.runQueue, batch)
+    // One at a time: `offerAllUnsafe` gives every batch a list bucket of its own, which costs
+    // ~120 B per task when batches are small (a batch of one per push with one worker).
+    for (const entry of batch) Queue.offerUnsafe(this.runQueue, entry)
   }
 
   /** Queues the linger batch when its first task has lingered `lingerMs`. */
