@@ -4,9 +4,9 @@
  * gauges read the pool's own state, histograms read a small recorder the hot
  * path feeds with one array increment (a `Metric.update` per task would look
  * its series up in the registry each time, which cost ~12% of the no-op
- * throughput). Spans are made
- * only when the pusher has a tracer other than Effect's built-in one (an
- * exporter is installed), so a pool without tracing pays one check per push.
+ * throughput). Spans are made only when the pusher has a tracer other than
+ * Effect's built-in one (an exporter is installed); a pool checks that once
+ * per pushing context.
  */
 import { Context, Effect, Exit, Metric, References, Tracer } from "effect"
 import type { Fiber } from "effect"

@@ -83,7 +83,7 @@ class Pool {
   workers: ReadonlyArray<Fiber.Fiber<unknown>> = []
   lingerFiber: Fiber.Fiber<unknown> | undefined = undefined
   /** Completed when the close has finished; made by the first close. */
-  closed$: Deferred.Deferred<void> | undefined = undefined
+  closeDone: Deferred.Deferred<void> | undefined = undefined
   readonly metrics: PoolMetrics
   /** Whether pushes from the context `tracingKnownFor` make spans. */
   tracing = false
@@ -411,8 +411,8 @@ class Pool {
       if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs >= 0)) {
         return Effect.die(new RangeError(`TaskPool.close: timeoutMs must be an integer >= 0, got ${timeoutMs}`))
       }
-      if (this.closed$ !== undefined) return Deferred.await(this.closed$)
-      const done = this.closed$ = Deferred.makeUnsafe<void>()
+      if (this.closeDone !== undefined) return Deferred.await(this.closeDone)
+      const done = this.closeDone = Deferred.makeUnsafe<void>()
       return Effect.uninterruptible(Effect.ensuring(this.shutdown(timeoutMs), Deferred.succeed(done, undefined)))
     })
   }
