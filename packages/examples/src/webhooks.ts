@@ -15,197 +15,21 @@ import { NodeFileSystem, NodeRuntime } from "@effect/platform-node"
 import { Task, TaskPool } from "@taskpool/core"
 import type { TaskResult } from "@taskpool/core"
 import { Cause, Clock, Context, Effect, Exit, FileSystem, Fiber, Layer, Option, Schema, Scope, Stream } from "effect"
-import { once } from "node:events"
-import { createServer } from "node:http"
-import type { IncomingMessage, ServerResponse } from "node:http"
-import type { AddressInfo } from "node:net"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { defaultRenderer, withProgress } from "./progress.js"
 import type { ProgressRenderer } from "./progress.js"
+import { startReceiver } from "./receiver.js"
 import { formatSummary, summarize } from "./summary.js"
 import type { Summary } from "./summary.js"
-
-// ── the webhook ──────────────────────────────────────────────────────────
-
-/**
- * One webhook: an event to tell the receiver about.
- *
- * @since 0.1.0
- */
-export class Webhook extends Schema.Class<Webhook>("Webhook")({
-  id: Schema.Int,
-  event: Schema.String,
-  orderId: Schema.String
-}) {}
-
-/**
- * The receiver answered with an HTTP status outside 2xx.
- *
- * @since 0.1.0
- */
-export class WebhookRejected extends Schema.TaggedError<WebhookRejected>()("WebhookRejected", {
-  message: Schema.String,
-  webhookId: Schema.Int,
-  status: Schema.Int
-}) {}
-
-/**
- * The request did not get an answer (connection refused, reset, ...).
- *
- * @since 0.1.0
- */
-export class WebhookUnreachable extends Schema.TaggedError<WebhookUnreachable>()("WebhookUnreachable", {
-  message: Schema.String,
-  webhookId: Schema.Int
-}) {}
-
-/**
- * Whether a failed delivery is worth another attempt: the receiver was
- * unreachable, overloaded (429) or failing (5xx). Any other status is final.
- *
- * @since 0.1.0
- */
-export const isRetryable = (error: WebhookRejected | WebhookUnreachable): boolean =>
-  error._tag === "WebhookUnreachable" || error.status >= 500 || error.status === 429
-
-/**
- * A webhook the pool gave up on, as written to the dead-letter file (one JSON
- * line each). `status` is the receiver's last HTTP status, `null` when the
- * last attempt got none (a timeout, an unreachable receiver).
- *
- * @since 0.1.0
- */
-export class DeadLetter extends Schema.Class<DeadLetter>("DeadLetter")({
-  webhook: Webhook,
-  status: Schema.NullOr(Schema.Int),
-  errorCode: Schema.String,
-  errorMessage: Schema.String,
-  attempts: Schema.Int
-}) {}
-
-/**
- * Reads and writes a dead letter as a line of JSON.
- *
- * @since 0.1.0
- */
-export const DeadLetterJson = Schema.fromJsonString(DeadLetter)
-
-const webhookJson = Schema.encodeSync(Schema.fromJsonString(Webhook))
-
-// ── the receiver ─────────────────────────────────────────────────────────
-
-/**
- * How the receiver treats a webhook, decided by its id alone:
- * - ids ending in 3 are `"rejected"`: always 400;
- * - ids ending in 5 or 8 are `"unavailable"`: 503 twice, then 200;
- * - ids ending in 7 are `"slow"`: the first answer comes after `slowMs`, later ones at once;
- * - every other id is `"ok"`: 200.
- *
- * @since 0.1.0
- */
-export const behaviourOf = (id: number): "ok" | "rejected" | "unavailable" | "slow" => {
-  switch (id % 10) {
-    case 3:
-      return "rejected"
-    case 5:
-    case 8:
-      return "unavailable"
-    case 7:
-      return "slow"
-    default:
-      return "ok"
-  }
-}
-
-/**
- * What `startReceiver` accepts.
- *
- * @since 0.1.0
- */
-export interface ReceiverOptions {
-  /** How long a normal answer takes. */
-  readonly latencyMs: number
-  /** How long a slow webhook's first answer takes. */
-  readonly slowMs: number
-}
-
-/**
- * How the receiver has answered so far.
- *
- * @since 0.1.0
- */
-export interface ReceiverTally {
-  /** Answers sent, by HTTP status. */
-  readonly byStatus: Readonly<Record<number, number>>
-  /** Requests the client gave up on (aborted) before the answer. */
-  readonly aborted: number
-}
-
-/**
- * A running receiver: where to post, and how it has answered so far.
- *
- * @since 0.1.0
- */
-export interface Receiver {
-  readonly url: string
-  readonly tally: Effect.Effect<ReceiverTally>
-}
-
-/**
- * Starts the receiver on 127.0.0.1 at a random port; it stops (dropping any
- * open connection) when the scope closes. It reads the webhook's id from the
- * `webhook-id` header and answers as `behaviourOf` says.
- *
- * @since 0.1.0
- */
-export const startReceiver = (options: ReceiverOptions) =>
-  Effect.gen(function*() {
-    const byStatus: Record<number, number> = {}
-    let aborted = 0
-    const requestsById = new Map<number, number>()
-
-    const answer = (request: IncomingMessage, response: ServerResponse) => {
-      request.resume()
-      const id = Number(request.headers["webhook-id"])
-      const seen = (requestsById.get(id) ?? 0) + 1
-      requestsById.set(id, seen)
-      const behaviour = behaviourOf(id)
-      const status = !Number.isInteger(id) || behaviour === "rejected"
-        ? 400
-        : behaviour === "unavailable" && seen <= 2
-        ? 503
-        : 200
-      const timer = setTimeout(() => {
-        byStatus[status] = (byStatus[status] ?? 0) + 1
-        response.writeHead(status, { "content-type": "text/plain" }).end(status === 200 ? "ok" : "no")
-      }, behaviour === "slow" && seen === 1 ? options.slowMs : options.latencyMs)
-      response.on("close", () => {
-        if (response.writableEnded) return
-        clearTimeout(timer)
-        aborted++
-      })
-    }
-
-    const server = yield* Effect.acquireRelease(
-      Effect.promise(async () => {
-        const server = createServer(answer)
-        server.listen(0, "127.0.0.1")
-        await once(server, "listening")
-        return server
-      }),
-      (server) =>
-        Effect.promise(() => {
-          server.closeAllConnections()
-          return new Promise<void>((resolve) => server.close(() => resolve()))
-        })
-    )
-    const { port } = server.address() as AddressInfo
-    const receiver: Receiver = {
-      url: `http://127.0.0.1:${port}/webhooks`,
-      tally: Effect.sync(() => ({ byStatus: { ...byStatus }, aborted }))
-    }
-    return receiver
-  })
+import {
+  DeadLetter,
+  DeadLetterJson,
+  isRetryable,
+  Webhook,
+  webhookJson,
+  WebhookRejected,
+  WebhookUnreachable
+} from "./webhook.js"
 
 // ── delivery ─────────────────────────────────────────────────────────────
 

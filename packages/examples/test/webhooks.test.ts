@@ -2,15 +2,11 @@ import { NodeFileSystem } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, FileSystem, Fiber, Schema } from "effect"
 import { plainRenderer } from "../src/progress.js"
-import {
-  behaviourOf,
-  DeadLetterJson,
-  isRetryable,
-  WebhookRejected,
-  webhooksExample,
-  WebhookUnreachable
-} from "../src/webhooks.js"
-import type { DeadLetter, WebhooksOptions } from "../src/webhooks.js"
+import { behaviourOf } from "../src/receiver.js"
+import { DeadLetterJson, isRetryable, WebhookRejected, WebhookUnreachable } from "../src/webhook.js"
+import type { DeadLetter } from "../src/webhook.js"
+import { webhooksExample } from "../src/webhooks.js"
+import type { WebhooksOptions } from "../src/webhooks.js"
 
 /**
  * Small sizes and short timings, so a run against the real local receiver takes well under a second.
