@@ -63,7 +63,7 @@ type Field = keyof typeof TaskPoolConfig.fields
 /** The rule of each field, as the error message states it. */
 const rules: Record<Field, string> = {
   name: "a non-empty string",
-  maxIoWorkerNum: `an integer from 1 to ${maxWorkers}`,
+  maxIoWorkerNum: `an integer >= 1 and <= ${maxWorkers}`,
   lingerMs: "an integer >= 100",
   maxRetryTimes: "an integer",
   maxReservedAttempts: "an integer >= 1",

@@ -38,7 +38,7 @@ describe("TaskPoolConfig", () => {
       const error = yield* Effect.flip(decodeConfig({ lingerMs: 50, maxIoWorkerNum: 0, maxRetryTimes: 1.5, shutdownTimeoutMs: -1 }))
       assert.instanceOf(error, TaskPoolConfigError)
       assert.include(error.message, "lingerMs: expected an integer >= 100, got 50")
-      assert.include(error.message, "maxIoWorkerNum: expected an integer from 1 to 10000, got 0")
+      assert.include(error.message, "maxIoWorkerNum: expected an integer >= 1 and <= 10000, got 0")
       assert.include(error.message, "maxRetryTimes: expected an integer, got 1.5")
       assert.include(error.message, "shutdownTimeoutMs: expected an integer >= 0, got -1")
       assert.deepStrictEqual([...error.fields].sort(), ["lingerMs", "maxIoWorkerNum", "maxRetryTimes", "shutdownTimeoutMs"])
@@ -47,7 +47,7 @@ describe("TaskPoolConfig", () => {
   it.effect("caps maxIoWorkerNum, since each worker is a fiber made at start", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(decodeConfig({ maxIoWorkerNum: 2 ** 32 }))
-      assert.include(error.message, "maxIoWorkerNum: expected an integer from 1 to 10000, got 4294967296")
+      assert.include(error.message, "maxIoWorkerNum: expected an integer >= 1 and <= 10000, got 4294967296")
       assert.strictEqual((yield* decodeConfig({ maxIoWorkerNum: 10_000 })).maxIoWorkerNum, 10_000)
     }))
 
