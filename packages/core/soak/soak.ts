@@ -223,8 +223,7 @@ check(
   stats.succeeded === ends.onSuccess && stats.failed === ends.onFail,
   `stats succeeded ${stats.succeeded}, failed ${stats.failed} match the callbacks`
 )
-const unfinished = stats.lingering + stats.queued + stats.running + stats.retrying +
-  ((stats as { readonly ending?: number }).ending ?? 0)
+const unfinished = stats.lingering + stats.queued + stats.running + stats.retrying
 check(unfinished === 0 && stats.pushed === stats.succeeded + stats.failed, `nothing unfinished: ${JSON.stringify(stats)}`)
 check(
   stats.failed === result.read + stats.droppedFailures + result.unread,

@@ -26,20 +26,21 @@ export interface TaskHandle<A, E> {
 }
 
 /**
- * A snapshot of the pool. `lingering + queued + running + retrying + ending`
- * is the number of unfinished tasks, so `pushed = succeeded + failed +
- * unfinished` at every instant; `pushed` counts accepted pushes only.
+ * A snapshot of the pool. `lingering + queued + running + retrying` is the
+ * number of unfinished tasks, so `pushed = succeeded + failed + unfinished`
+ * at every instant; `pushed` counts accepted pushes only.
  *
  * @since 0.1.0
  */
 export interface TaskPoolStats {
   readonly lingering: number
   readonly queued: number
-  /** Attempts running: at most `maxIoWorkerNum`. */
+  /**
+   * Tasks running an attempt (at most `maxIoWorkerNum` of those) or their
+   * `onSuccess` / `onFail`, which runs in a fiber of its own.
+   */
   readonly running: number
   readonly retrying: number
-  /** Tasks that have ended but whose `onSuccess` / `onFail` is still running. */
-  readonly ending: number
   readonly succeeded: number
   readonly failed: number
   readonly pushed: number

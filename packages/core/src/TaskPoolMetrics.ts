@@ -10,7 +10,8 @@
 /**
  * Counters: `pushed`, `succeeded`, `failed`, `retriedAttempts`,
  * `droppedFailures`, `rejectedPushes`. Gauges: `lingering`, `queued`,
- * `running`, `retrying`, `ending`. Histograms: `attemptDuration` (each attempt),
+ * `running` (as in the stats: attempts and callbacks), `retrying`, `ending`
+ * (callbacks running, also counted in `running`). Histograms: `attemptDuration` (each attempt),
  * `queueWait` (push to first start), `taskDuration` (push to end).
  *
  * @since 0.1.0

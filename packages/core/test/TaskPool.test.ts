@@ -24,7 +24,7 @@ describe("TaskPool", () => {
         assert.strictEqual(handle.taskId.length > 0, true)
         assert.strictEqual(ran, false)
         assert.deepStrictEqual(yield* pool.stats, {
-          lingering: 1, queued: 0, running: 0, retrying: 0, ending: 0, succeeded: 0, failed: 0, pushed: 1, droppedFailures: 0
+          lingering: 1, queued: 0, running: 0, retrying: 0, succeeded: 0, failed: 0, pushed: 1, droppedFailures: 0
         })
         yield* TestClock.adjust(1000)
         assert.strictEqual(ran, true)
@@ -142,7 +142,7 @@ describe("TaskPool", () => {
         const flaky = yield* pool.push(Task.make({ name: "flaky", execute: Effect.andThen(mark("flaky"), failingFirst(1)) }))
         yield* TestClock.adjust(100)
         assert.deepStrictEqual(yield* pool.stats, {
-          lingering: 0, queued: 0, running: 0, retrying: 1, ending: 0, succeeded: 0, failed: 0, pushed: 1, droppedFailures: 0
+          lingering: 0, queued: 0, running: 0, retrying: 1, succeeded: 0, failed: 0, pushed: 1, droppedFailures: 0
         })
         yield* pool.push(Task.make({ name: "other", execute: mark("other") }))
         yield* TestClock.adjust(0)
@@ -291,7 +291,7 @@ describe("TaskPool", () => {
         assert.strictEqual((yield* bad.result).attemptCount, 2)
       }))
 
-    it.effect("a callback runs in a fiber of its own: it holds no worker, and its task counts as ending until it returns", () =>
+    it.effect("a callback runs in a fiber of its own: it holds no worker, and its task counts as running until it returns", () =>
       Effect.gen(function*() {
         const { pool } = yield* openPool({ lingerMs: 100, maxIoWorkerNum: 1 })
         const { events, mark } = timeline()
@@ -300,11 +300,11 @@ describe("TaskPool", () => {
         yield* TestClock.adjust(0)
         assert.deepStrictEqual(events, [["next", 0]])
         assert.deepStrictEqual(yield* pool.stats, {
-          lingering: 0, queued: 0, running: 0, retrying: 0, ending: 1, succeeded: 1, failed: 0, pushed: 2, droppedFailures: 0
+          lingering: 0, queued: 0, running: 1, retrying: 0, succeeded: 1, failed: 0, pushed: 2, droppedFailures: 0
         })
         assert.isUndefined((yield* Effect.forkChild(slow.result)).pollUnsafe())
         yield* TestClock.adjust(1000)
-        assert.strictEqual((yield* pool.stats).ending, 0)
+        assert.strictEqual((yield* pool.stats).running, 0)
         assert.strictEqual((yield* slow.result).completedAtMs, 0)
       }))
 
@@ -470,7 +470,7 @@ describe("TaskPool", () => {
         assert.instanceOf(error, PoolClosedError)
         assert.deepStrictEqual((yield* handle.result).exit, Exit.succeed(1))
         assert.deepStrictEqual(yield* pool.stats, {
-          lingering: 0, queued: 0, running: 0, retrying: 0, ending: 0, succeeded: 1, failed: 0, pushed: 1, droppedFailures: 0
+          lingering: 0, queued: 0, running: 0, retrying: 0, succeeded: 1, failed: 0, pushed: 1, droppedFailures: 0
         })
       }))
 

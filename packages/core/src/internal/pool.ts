@@ -108,7 +108,7 @@ class Pool {
       rejectedPushes: () => this.rejectedPushes,
       lingering: () => this.lingering.length,
       queued: () => Queue.sizeUnsafe(runQueue),
-      running: () => this.running,
+      running: () => this.running + this.ending,
       ending: () => this.ending,
       retrying: () => this.retrying.size
     })
@@ -462,8 +462,7 @@ class Pool {
     return {
       lingering: this.lingering.length,
       queued: Queue.sizeUnsafe(this.runQueue),
-      running: this.running,
-      ending: this.ending,
+      running: this.running + this.ending,
       retrying: this.retrying.size,
       succeeded: this.succeeded,
       failed: this.failed,
