@@ -24,11 +24,8 @@ const withDefault = (schema: typeof Schema.Int, value: number) =>
  * @since 0.1.0
  */
 export class TaskPoolConfig extends Schema.Class<TaskPoolConfig>("TaskPoolConfig")({
-  /** The pool's name: the `pool` attribute of its metrics. */
-  name: Schema.String.check(Schema.isMinLength(1)).pipe(
-    Schema.withDecodingDefault(Effect.succeed("taskpool")),
-    Schema.withConstructorDefault(Effect.succeed("taskpool"))
-  ),
+  /** The pool's name: the `pool` attribute of its metrics and spans (absent: "taskpool"). */
+  name: Schema.optionalKey(Schema.String.check(Schema.isMinLength(1))),
   /** Most attempts executing at once. */
   maxIoWorkerNum: withDefault(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: maxWorkers })), 50),
   /** The longest a new task lingers before it is queued for a worker. */

@@ -47,8 +47,8 @@ const judge = (field: string, value: unknown): Verdict => {
   const rule = rules[field]
   if (rule === undefined) return "either" // a field this oracle does not know yet
   if (value === undefined) {
-    // Missing and undefined take the default; the optional shutdownTimeoutMs may refuse an explicit undefined.
-    return rule._tag === "int" && rule.default === undefined ? "either" : "valid"
+    // Missing and undefined take the default; the optional name and shutdownTimeoutMs may refuse an explicit undefined.
+    return rule._tag === "name" || (rule._tag === "int" && rule.default === undefined) ? "either" : "valid"
   }
   if (rule._tag === "name") return typeof value === "string" && value.length > 0 ? "valid" : "invalid"
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < rule.minimum) return "invalid"
@@ -235,7 +235,7 @@ const checkInput = (input: Input) =>
       const config = yield* decodeConfig(value)
       for (const [field, rule] of Object.entries(rules)) {
         const given = value?.[field]
-        const expected = given !== undefined ? given : rule._tag === "name" ? "taskpool" : rule.default
+        const expected = given !== undefined ? given : rule._tag === "name" ? undefined : rule.default
         assert.deepStrictEqual((config as unknown as Record<string, unknown>)[field], expected, `${where}: ${field}`)
       }
     }

@@ -8,7 +8,6 @@ describe("TaskPoolConfig", () => {
       const config = yield* decodeConfig(undefined)
       assert.instanceOf(config, TaskPoolConfig)
       assert.deepStrictEqual({ ...config }, {
-        name: "taskpool",
         maxIoWorkerNum: 50,
         lingerMs: 2000,
         maxRetryTimes: 10,

@@ -99,7 +99,7 @@ class Pool {
     readonly callbacks: FiberSet.FiberSet<void>,
     context: Context.Context<never>
   ) {
-    this.metrics = registerMetrics(config.name, context, {
+    this.metrics = registerMetrics(config.name ?? "taskpool", context, {
       pushed: () => this.pushed,
       succeeded: () => this.succeeded,
       failed: () => this.failed,
@@ -145,7 +145,7 @@ class Pool {
     }
     if (!this.tracing) return Effect.succeed(this.accept(task, context, undefined))
     return Effect.map(
-      Effect.makeSpan("taskpool.task", { attributes: { "taskpool.task.name": task.name, "taskpool.pool": this.config.name } }),
+      Effect.makeSpan("taskpool.task", { attributes: { "taskpool.task.name": task.name, "taskpool.pool": this.config.name ?? "taskpool" } }),
       (span) => this.accept(task, context, span)
     )
   }
