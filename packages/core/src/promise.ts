@@ -104,7 +104,7 @@ export interface PromiseTaskPool {
  */
 export const createTaskPool = (config?: TaskPoolConfigInput): PromiseTaskPool => {
   Effect.runSync(decodeConfig(config))
-  const runtime = ManagedRuntime.make(TaskPool.layer(config === undefined ? undefined : { ...config }))
+  const runtime = ManagedRuntime.make(TaskPool.layer(config))
   // The runtime owns the pool's layer: building it starts the pool, disposing
   // it closes the pool. The service's effects need no context, so they run on
   // their own fibers rather than the runtime's: disposing a runtime interrupts
