@@ -16,7 +16,7 @@ export type AnyResult = TaskResult<unknown, unknown>
 
 /** How a task ended. */
 export type Outcome =
-  | { readonly _tag: "Succeeded"; readonly value: unknown }
+  | { readonly _tag: "Succeeded"; readonly exit: Exit.Success<unknown, unknown> }
   | {
     readonly _tag: "Failed"
     readonly exit: Exit.Exit<unknown, unknown>
@@ -106,7 +106,7 @@ export class Entry implements TaskHandle<unknown, unknown> {
       completedAtMs: this.completedAtMs
     }
     return this.built = outcome._tag === "Succeeded"
-      ? new TaskResult({ ...common, successful: true, exit: Exit.succeed(outcome.value) })
+      ? new TaskResult({ ...common, successful: true, exit: outcome.exit })
       : new TaskResult({
         ...common,
         successful: false,

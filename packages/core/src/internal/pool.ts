@@ -41,6 +41,8 @@ const interruptedByClose = (exit: Exit.Exit<unknown, unknown> = Exit.failCause(C
   errorMessage: "interrupted by the pool's limited close"
 })
 
+const closedError = () => new PoolClosedError({ message: "the task pool is closed" })
+
 type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
 const isRetryable = (task: AnyTask, error: unknown): boolean => {
@@ -124,7 +126,7 @@ class Pool {
     return Effect.withFiber((fiber) => {
       const problem = invalidTask(task)
       if (problem !== undefined) return Effect.die(new TypeError(`TaskPool.push: ${problem}`))
-      if (this.closed) return this.rejected(new PoolClosedError({ message: "the task pool is closed" }))
+      if (this.closed) return this.rejected(closedError())
       if (this.unfinished < this.config.maxTaskNum) return this.acceptIn(task, fiber)
       return this.pushWhenRoom(task)
     })
@@ -191,7 +193,7 @@ class Pool {
     })
     return Effect.raceFirst(
       bounded,
-      Effect.andThen(this.closing.await, Effect.suspend(() => this.rejected(new PoolClosedError({ message: "the task pool is closed" }))))
+      Effect.andThen(this.closing.await, Effect.suspend(() => this.rejected(closedError())))
     )
   }
 
@@ -242,7 +244,7 @@ class Pool {
           this.running--
           this.metrics.attemptDuration.record(endedAtMs - entry.startedAtMs)
           const next = Exit.isSuccess(exit)
-            ? this.end(entry, endedAtMs, { _tag: "Succeeded", value: exit.value })
+            ? this.end(entry, endedAtMs, { _tag: "Succeeded", exit })
             : this.afterFailure(entry, endedAtMs, exit)
           if (next !== undefined) yield* next
         }
@@ -397,10 +399,9 @@ class Pool {
 
   endSpan(entry: Entry, span: Tracer.Span): void {
     const outcome = entry.outcome!
-    const exit = outcome._tag === "Succeeded" ? Exit.succeed(outcome.value) : outcome.exit
-    annotateOutcome(span, exit, outcome._tag === "Failed" ? outcome.errorCode : undefined)
+    annotateOutcome(span, outcome.exit, outcome._tag === "Failed" ? outcome.errorCode : undefined)
     span.attribute("taskpool.attempts", entry.attemptCount)
-    span.end(this.clock.currentTimeNanosUnsafe(), exit)
+    span.end(this.clock.currentTimeNanosUnsafe(), outcome.exit)
   }
 
   // ── close ──────────────────────────────────────────────────────────────
