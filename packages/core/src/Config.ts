@@ -45,7 +45,14 @@ export class TaskPoolConfig extends Schema.Class<TaskPoolConfig>("TaskPoolConfig
   /** Unread entries the failure queue keeps; older ones are dropped and counted. */
   maxFailedTasks: withDefault(integerAtLeast(0), 1000),
   /** Absent: closing waits for every task (safe close). Set: closing waits at most this long, then interrupts the rest. */
-  shutdownTimeoutMs: Schema.optionalKey(integerAtLeast(0))
+  shutdownTimeoutMs: Schema.optionalKey(integerAtLeast(0)),
+  /** Draw each formula backoff uniformly from [0, delay] ("full jitter"); the cap applies before the draw. */
+  retryJitter: Schema.Boolean.pipe(
+    Schema.withDecodingDefault(Effect.succeed(false)),
+    Schema.withConstructorDefault(Effect.succeed(false))
+  ),
+  /** At most `limit` attempts start in any window of `intervalMs`; absent: no limit. */
+  rateLimit: Schema.optionalKey(Schema.Struct({ limit: integerAtLeast(1), intervalMs: integerAtLeast(1) }))
 }) {}
 
 /**
@@ -69,7 +76,9 @@ const rules: Record<Field, string> = {
   maxTaskNum: "an integer >= 1",
   maxBlockMs: "an integer",
   maxFailedTasks: "an integer >= 0",
-  shutdownTimeoutMs: "an integer >= 0"
+  shutdownTimeoutMs: "an integer >= 0",
+  retryJitter: "a boolean",
+  rateLimit: "{ limit: an integer >= 1, intervalMs: an integer >= 1 } and no other keys"
 }
 
 const fieldNames = Object.keys(rules) as ReadonlyArray<Field>
@@ -139,7 +148,7 @@ export const decodeConfig = (input: unknown): Effect.Effect<TaskPoolConfig, Task
       return Effect.fail(configError(unreadable.map((key) => `${key}: could not be read (its getter threw)`), unreadable))
     }
     const unknownKeys = Object.keys(record).filter((key) => !isField(key))
-    return Schema.decodeUnknownEffect(TaskPoolConfig)(record, { errors: "all" }).pipe(
+    return Schema.decodeUnknownEffect(TaskPoolConfig)(record, { errors: "all", onExcessProperty: "error" }).pipe(
       Effect.map((config) => ({ config, invalid: new Set<Field>(), schemaMessage: undefined })),
       Effect.catchTag("SchemaError", (error) => {
         const invalid = new Set<Field>()

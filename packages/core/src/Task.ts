@@ -4,7 +4,8 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Option } from "effect"
+import { Duration, Effect, Schedule } from "effect"
+import { readDuration, show } from "./internal/inputs.js"
 import type { TaskResult } from "./TaskResult.js"
 
 /**
@@ -21,6 +22,8 @@ export interface Task<A, E = never, R = never> {
   readonly retryable: ((error: E) => boolean) | undefined
   /** Per attempt; `undefined` means no limit. */
   readonly timeout: Duration.Duration | undefined
+  /** Decides each retry's delay and whether to retry; `undefined`: the pool's backoff formula. */
+  readonly retrySchedule: Schedule.Schedule<unknown, E> | undefined
 }
 
 /**
@@ -41,13 +44,13 @@ export interface TaskOptions<A, E, R> {
   readonly retryable?: ((error: E) => boolean) | undefined
   /** Per attempt; an attempt past it is interrupted and fails with `errorCode` `"Timeout"`. */
   readonly timeout?: Duration.Input | undefined
-}
-
-const show = (value: unknown): string => {
-  if (typeof value === "string") return JSON.stringify(value)
-  if (typeof value === "function") return "a function"
-  if (value === null || typeof value !== "object") return String(value)
-  return Object.prototype.toString.call(value)
+  /**
+   * Decides every retry's delay, and whether to retry at all, in place of the
+   * pool's backoff formula; `maxRetryTimes` still caps the count. It is
+   * stepped once per failed attempt with the typed failure, or, for a defect
+   * or timeout, with the defect (a `TaskTimeoutError` for a timeout).
+   */
+  readonly retrySchedule?: Schedule.Schedule<unknown, E> | undefined
 }
 
 /**
@@ -68,15 +71,11 @@ export const invalidTask = (task: unknown): string | undefined => {
       return `${key} must be a function when given, got ${show(options[key])}`
     }
   }
-  if (options.timeout !== undefined) {
-    const input = options.timeout
-    // Effect reads NaN and an object without units as a zero duration; here they are mistakes.
-    const unreadable = Number.isNaN(input) ||
-      (typeof input === "object" && input !== null && !Duration.isDuration(input) && Object.keys(input).length === 0)
-    const timeout = unreadable ? Option.none() : Duration.fromInput(input as Duration.Input)
-    if (Option.isNone(timeout) || !(Duration.toMillis(timeout.value) >= 0)) {
-      return `timeout must be a duration >= 0, got ${show(options.timeout)}`
-    }
+  if (options.timeout !== undefined && readDuration(options.timeout) === undefined) {
+    return `timeout must be a duration >= 0, got ${show(options.timeout)}`
+  }
+  if (options.retrySchedule !== undefined && !Schedule.isSchedule(options.retrySchedule)) {
+    return `retrySchedule must be a Schedule when given, got ${show(options.retrySchedule)}`
   }
   return undefined
 }
@@ -84,7 +83,7 @@ export const invalidTask = (task: unknown): string | undefined => {
 /**
  * Builds a task. Bad options (an empty name, an `execute` that is not an
  * Effect, a callback that is not a function, a timeout that is not a
- * duration >= 0) throw a `TypeError` naming the option, here at the call.
+ * duration >= 0, a retrySchedule that is not a Schedule) throw a `TypeError` naming the option, here at the call.
  *
  * @example
  * ```ts
@@ -108,7 +107,8 @@ const make = <A, E = never, R = never>(options: TaskOptions<A, E, R>): Task<A, E
     onSuccess: options.onSuccess,
     onFail: options.onFail,
     retryable: options.retryable,
-    timeout: options.timeout === undefined ? undefined : Duration.fromInputUnsafe(options.timeout)
+    timeout: options.timeout === undefined ? undefined : Duration.fromInputUnsafe(options.timeout),
+    retrySchedule: options.retrySchedule
   }
 }
 

@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { Context, Effect, Layer } from "effect"
-import type { Stream } from "effect"
+import type { Duration, Stream } from "effect"
 import { decodeConfig } from "./Config.js"
 import type { TaskPoolConfigInput } from "./Config.js"
 import type { PoolClosedError, PoolFullError, TaskPoolConfigError } from "./errors.js"
@@ -23,12 +23,38 @@ import type { TaskResult } from "./TaskResult.js"
 export interface TaskHandle<A, E> {
   readonly taskId: string
   readonly result: Effect.Effect<TaskResult<A, E>>
+  /**
+   * Cancels the task: a waiting task is removed, a running attempt is
+   * interrupted; either way the task ends failed with `errorCode`
+   * `"Cancelled"`, its `onFail` runs and no retry follows. Returns once the
+   * task has ended (its `onFail` may still be running). Cancelling an ended
+   * task does nothing.
+   */
+  readonly cancel: Effect.Effect<void>
+}
+
+/**
+ * How `push` schedules one task. Every field is optional.
+ *
+ * @since 0.2.0
+ */
+export interface PushOptions {
+  /** Higher runs first among queued tasks (default 0); equal priorities keep push order. A finite number. */
+  readonly priority?: number | undefined
+  /** The task becomes runnable no earlier than this after its push; it does not also linger. */
+  readonly delay?: Duration.Input | undefined
+  /** Tasks that share a key run one at a time, in push order, each until its end (callback included). */
+  readonly key?: string | undefined
+  /** While a task pushed with this key is unfinished, a push with the same key returns its handle and adds nothing. */
+  readonly idempotencyKey?: string | undefined
 }
 
 /**
  * A snapshot of the pool. `lingering + queued + running + retrying` is the
  * number of unfinished tasks, so `pushed = succeeded + failed + unfinished`
- * at every instant; `pushed` counts accepted pushes only.
+ * at every instant; `pushed` counts accepted pushes only. `lingering`
+ * includes tasks waiting out a push `delay`; `queued` includes tasks waiting
+ * for their `key`.
  *
  * @since 0.1.0
  */
@@ -45,6 +71,10 @@ export interface TaskPoolStats {
   readonly failed: number
   readonly pushed: number
   readonly droppedFailures: number
+  /** Whether dispatch is paused (`pause`). */
+  readonly paused: boolean
+  /** The worker limit now in force: the config's, or the last `resize`. */
+  readonly maxIoWorkerNum: number
 }
 
 /**
@@ -58,7 +88,10 @@ export interface TaskPoolService {
    * for room as `maxBlockMs` says when `maxTaskNum` tasks are unfinished. The
    * task's `execute` and callbacks run with the caller's services.
    */
-  readonly push: <A, E, R>(task: Task<A, E, R>) => Effect.Effect<TaskHandle<A, E>, PoolClosedError | PoolFullError, R>
+  readonly push: <A, E, R>(
+    task: Task<A, E, R>,
+    options?: PushOptions
+  ) => Effect.Effect<TaskHandle<A, E>, PoolClosedError | PoolFullError, R>
   /** The failure queue: failed results, oldest first. Ends after the pool has closed and the queue is read. */
   readonly failures: Stream.Stream<TaskResult<unknown, unknown>>
   readonly stats: Effect.Effect<TaskPoolStats>
@@ -71,6 +104,16 @@ export interface TaskPoolService {
    * close, wait for the first one to finish.
    */
   readonly close: (options?: { readonly timeoutMs?: number | undefined }) => Effect.Effect<void>
+  /** Stops starting attempts; running ones go on. Pushes are still accepted. A close resumes. */
+  readonly pause: Effect.Effect<void>
+  /** Starts attempts again after `pause`. */
+  readonly resume: Effect.Effect<void>
+  /**
+   * Sets the worker limit now: growing starts waiting work at once, shrinking
+   * lets running attempts finish. Fails with `TaskPoolConfigError` unless the
+   * limit is an integer >= 1 and <= 10000.
+   */
+  readonly resize: (maxIoWorkerNum: number) => Effect.Effect<void, TaskPoolConfigError>
 }
 
 /**
@@ -96,15 +139,26 @@ export class TaskPool extends Context.Service<TaskPool, TaskPoolService>()("@tas
 
   /** `push` on the pool in context: `yield* TaskPool.push(task)`. */
   static readonly push = <A, E, R>(
-    task: Task<A, E, R>
+    task: Task<A, E, R>,
+    options?: PushOptions
   ): Effect.Effect<TaskHandle<A, E>, PoolClosedError | PoolFullError, R | TaskPool> =>
-    TaskPool.use((pool) => pool.push(task))
+    TaskPool.use((pool) => pool.push(task, options))
 
   /** The pool's stats. */
   static readonly stats: Effect.Effect<TaskPoolStats, never, TaskPool> = TaskPool.use((pool) => pool.stats)
 
   /** Waits until the pool holds no unfinished task. */
   static readonly awaitIdle: Effect.Effect<void, never, TaskPool> = TaskPool.use((pool) => pool.awaitIdle)
+
+  /** Pauses the pool in context. */
+  static readonly pause: Effect.Effect<void, never, TaskPool> = TaskPool.use((pool) => pool.pause)
+
+  /** Resumes the pool in context. */
+  static readonly resume: Effect.Effect<void, never, TaskPool> = TaskPool.use((pool) => pool.resume)
+
+  /** Resizes the pool in context. */
+  static readonly resize = (maxIoWorkerNum: number): Effect.Effect<void, TaskPoolConfigError, TaskPool> =>
+    TaskPool.use((pool) => pool.resize(maxIoWorkerNum))
 }
 
 /**

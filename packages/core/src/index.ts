@@ -11,6 +11,6 @@ export type { PromiseCloseOptions, PromisePushOptions, PromiseTaskPool } from ".
 export { Task } from "./Task.js"
 export type { TaskOptions } from "./Task.js"
 export { TaskPool, TaskPoolLive } from "./TaskPool.js"
-export type { TaskHandle, TaskPoolService, TaskPoolStats } from "./TaskPool.js"
+export type { PushOptions, TaskHandle, TaskPoolService, TaskPoolStats } from "./TaskPool.js"
 export { Attempt, TaskResult } from "./TaskResult.js"
 export { metricNames } from "./TaskPoolMetrics.js"

@@ -16,9 +16,11 @@ describe("TaskPoolConfig", () => {
         maxRetryBackOffMs: 50000,
         maxTaskNum: 1000,
         maxBlockMs: 60000,
-        maxFailedTasks: 1000
+        maxFailedTasks: 1000,
+        retryJitter: false
       })
       assert.isUndefined(config.shutdownTimeoutMs)
+      assert.isUndefined(config.rateLimit)
       assert.deepStrictEqual({ ...(yield* decodeConfig({})) }, { ...config })
     }))
 

@@ -24,7 +24,8 @@ describe("TaskPool", () => {
         assert.strictEqual(handle.taskId.length > 0, true)
         assert.strictEqual(ran, false)
         assert.deepStrictEqual(yield* pool.stats, {
-          lingering: 1, queued: 0, running: 0, retrying: 0, succeeded: 0, failed: 0, pushed: 1, droppedFailures: 0
+          lingering: 1, queued: 0, running: 0, retrying: 0, succeeded: 0, failed: 0, pushed: 1, droppedFailures: 0,
+          paused: false, maxIoWorkerNum: 50
         })
         yield* TestClock.adjust(1000)
         assert.strictEqual(ran, true)
@@ -142,7 +143,8 @@ describe("TaskPool", () => {
         const flaky = yield* pool.push(Task.make({ name: "flaky", execute: Effect.andThen(mark("flaky"), failingFirst(1)) }))
         yield* TestClock.adjust(100)
         assert.deepStrictEqual(yield* pool.stats, {
-          lingering: 0, queued: 0, running: 0, retrying: 1, succeeded: 0, failed: 0, pushed: 1, droppedFailures: 0
+          lingering: 0, queued: 0, running: 0, retrying: 1, succeeded: 0, failed: 0, pushed: 1, droppedFailures: 0,
+          paused: false, maxIoWorkerNum: 1
         })
         yield* pool.push(Task.make({ name: "other", execute: mark("other") }))
         yield* TestClock.adjust(0)
@@ -300,7 +302,8 @@ describe("TaskPool", () => {
         yield* TestClock.adjust(0)
         assert.deepStrictEqual(events, [["next", 0]])
         assert.deepStrictEqual(yield* pool.stats, {
-          lingering: 0, queued: 0, running: 1, retrying: 0, succeeded: 1, failed: 0, pushed: 2, droppedFailures: 0
+          lingering: 0, queued: 0, running: 1, retrying: 0, succeeded: 1, failed: 0, pushed: 2, droppedFailures: 0,
+          paused: false, maxIoWorkerNum: 1
         })
         assert.isUndefined((yield* Effect.forkChild(slow.result)).pollUnsafe())
         yield* TestClock.adjust(1000)
@@ -470,7 +473,8 @@ describe("TaskPool", () => {
         assert.instanceOf(error, PoolClosedError)
         assert.deepStrictEqual((yield* handle.result).exit, Exit.succeed(1))
         assert.deepStrictEqual(yield* pool.stats, {
-          lingering: 0, queued: 0, running: 0, retrying: 0, succeeded: 1, failed: 0, pushed: 1, droppedFailures: 0
+          lingering: 0, queued: 0, running: 0, retrying: 0, succeeded: 1, failed: 0, pushed: 1, droppedFailures: 0,
+          paused: false, maxIoWorkerNum: 50
         })
       }))
 

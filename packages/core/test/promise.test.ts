@@ -133,7 +133,8 @@ describe("createTaskPool", () => {
     await pool.push(() => Promise.reject(new Error("no")))
     await pool.close()
     expect(await pool.stats()).toStrictEqual({
-      lingering: 0, queued: 0, running: 0, retrying: 0, succeeded: 1, failed: 1, pushed: 2, droppedFailures: 0
+      lingering: 0, queued: 0, running: 0, retrying: 0, succeeded: 1, failed: 1, pushed: 2, droppedFailures: 0,
+      paused: false, maxIoWorkerNum: 1
     })
   })
 

@@ -6,10 +6,11 @@
  * before the task has ended.
  */
 import { Deferred, Effect, Exit } from "effect"
-import type { Context, Tracer } from "effect"
+import type { Context, Duration, Fiber, Tracer } from "effect"
 import type { Task } from "../Task.js"
 import type { TaskHandle } from "../TaskPool.js"
 import { Attempt, TaskResult } from "../TaskResult.js"
+import type { Scheduling } from "./pushOptions.js"
 
 export type AnyTask = Task<unknown, unknown, unknown>
 export type AnyResult = TaskResult<unknown, unknown>
@@ -24,7 +25,46 @@ export type Outcome =
     readonly errorMessage: string
   }
 
+/** Where a task is. Each unfinished state is counted in exactly one of the stats' four. */
+export const State = {
+  /** In the linger batch (stats: lingering). */
+  Lingering: 0,
+  /** Waiting out its push `delay` (stats: lingering). */
+  Delayed: 1,
+  /** Waiting for its `key`, held by an earlier task (stats: queued). */
+  Parked: 2,
+  /** In the ready queue (stats: queued). */
+  Ready: 3,
+  /** Handed to the workers' queue, not yet taken (stats: queued). */
+  Handed: 4,
+  /** Its attempt is running (stats: running). */
+  Running: 5,
+  /** Waiting out a retry backoff (stats: retrying). */
+  Retrying: 6,
+  /** Ended; its callback is running (stats: running). */
+  Ending: 7,
+  /** Settled: the handle's `result` is ready. */
+  Settled: 8
+} as const
+
+export type State = typeof State[keyof typeof State]
+
+/** What a handle's `cancel` asks of its pool. */
+export interface Canceller {
+  readonly cancel: (entry: Entry) => Effect.Effect<void>
+}
+
+/** A custom retry schedule's step function, made at the task's first failure. */
+export type RetryStep = (now: number, input: unknown) => Effect.Effect<readonly [unknown, Duration.Duration], unknown>
+
 export class Entry implements TaskHandle<unknown, unknown> {
+  state: State = State.Lingering
+  /** The fiber of its running attempt (a worker), or of its delay or backoff timer. */
+  fiber: Fiber.Fiber<unknown, unknown> | undefined = undefined
+  /** Set by `cancel` while the attempt runs: the worker ends the task "Cancelled". */
+  cancelRequested = false
+  retryStep: RetryStep | undefined = undefined
+  readonly priority: number
   attemptCount = 0
   /** When the current attempt started. */
   startedAtMs = 0
@@ -33,8 +73,6 @@ export class Entry implements TaskHandle<unknown, unknown> {
   /** Set once, when the task ends (before its callback runs). */
   outcome: Outcome | undefined = undefined
   completedAtMs = 0
-  /** Set once its callback has run: the handle's `result` is then ready. */
-  settled = false
   /** The pusher's services with the task's log annotations; made at the first attempt. */
   runContext: Context.Context<unknown> | undefined = undefined
   private built: AnyResult | undefined = undefined
@@ -48,8 +86,17 @@ export class Entry implements TaskHandle<unknown, unknown> {
     readonly createdAtMs: number,
     private readonly maxReservedAttempts: number,
     /** The task's span, when the pusher traces. */
-    readonly span: Tracer.Span | undefined
-  ) {}
+    readonly span: Tracer.Span | undefined,
+    /** Its push options; `undefined` for a push without any. */
+    readonly scheduling: Scheduling | undefined,
+    private readonly pool: Canceller
+  ) {
+    this.priority = scheduling === undefined ? 0 : scheduling.priority
+  }
+
+  get cancel(): Effect.Effect<void> {
+    return this.pool.cancel(this)
+  }
 
   get taskId(): string {
     return `task-${this.id}`
@@ -57,7 +104,7 @@ export class Entry implements TaskHandle<unknown, unknown> {
 
   get result(): Effect.Effect<AnyResult> {
     return Effect.suspend(() =>
-      this.settled
+      this.state === State.Settled
         ? Effect.succeed(this.toResult())
         : Deferred.await(this.waiting ??= Deferred.makeUnsafe())
     )
@@ -77,7 +124,7 @@ export class Entry implements TaskHandle<unknown, unknown> {
 
   /** After the callback: the handle's `result` completes. */
   settle(): void {
-    this.settled = true
+    this.state = State.Settled
     if (this.waiting !== undefined) Deferred.doneUnsafe(this.waiting, Exit.succeed(this.toResult()))
   }
 

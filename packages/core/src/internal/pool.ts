@@ -1,35 +1,47 @@
 /**
  * The pool's machinery. Data flows one way:
  *
- *   push → linger buffer → run queue → worker → end (callback, handle, failure queue)
- *                              ↑           │
- *                              └─ backoff ←┘ (a failed attempt that may retry)
+ *   push → (key lane) → linger batch or delay → ready queue → dispatch → worker → end
+ *                                                   ↑                       │
+ *                                                   └──── retry backoff ←───┘
+ *
+ * end = callback, handle, failure queue, then the next task of its key lane.
  *
  * Each task is one `Entry`; a pool is one `Pool` object whose counters are
  * touched only in synchronous steps (one fiber step runs at a time, so no
- * step sees another half-done). A fixed set of long-lived worker fibers
- * bounds the attempts running at once; one linger fiber times the whole
- * linger batch; backoffs and callbacks are fibers in `FiberSet`s and hold no
- * worker.
+ * step sees another half-done). `dispatch` is the one place that decides what
+ * starts: it hands the highest-priority ready tasks to the workers' queue
+ * while the pool is not paused, the worker limit has room and the rate limit
+ * allows, so the workers' queue never holds more than the workers can start.
+ * Long-lived worker fibers take from it and run one attempt each; one linger
+ * fiber times the whole linger batch; delays, backoffs, the rate limit's
+ * wake-up and callbacks are fibers of their own and hold no worker.
  *
  * The machinery is a class rather than closures made per pool: V8 embeds a
  * closure it calls into the optimized code of its caller, so every new pool
  * (and every GC that collected an old one) threw the hot path's optimized
  * code away. Methods on a prototype are the same functions for every pool.
  */
-import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, FiberSet, Latch, Queue, Stream } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, Exit, Fiber, FiberSet, Latch, Queue, Random, Schedule, Stream } from "effect"
 import type { Context, Scope, Tracer } from "effect"
+import { decodeConfig } from "../Config.js"
 import type { TaskPoolConfig } from "../Config.js"
 import { PoolClosedError, PoolFullError, TaskTimeoutError } from "../errors.js"
+import type { TaskPoolConfigError } from "../errors.js"
 import { invalidTask } from "../Task.js"
 import type { Task } from "../Task.js"
-import type { TaskHandle, TaskPoolService, TaskPoolStats } from "../TaskPool.js"
+import type { PushOptions, TaskHandle, TaskPoolService, TaskPoolStats } from "../TaskPool.js"
 import { Attempt } from "../TaskResult.js"
-import { Entry } from "./entry.js"
+import { Entry, State } from "./entry.js"
 import type { AnyResult, AnyTask, Outcome } from "./entry.js"
 import { annotateOutcome, isTracing, registerMetrics, tracedAttempt, withTaskAnnotations } from "./observability.js"
 import type { PoolMetrics } from "./observability.js"
 import { describeFailure } from "./outcome.js"
+import type { Failure } from "./outcome.js"
+import { readPushOptions } from "./pushOptions.js"
+import type { Scheduling } from "./pushOptions.js"
+import { RateWindow } from "./rateWindow.js"
+import { ReadyQueue } from "./readyQueue.js"
 import { delayAfter, retryDelays } from "./retryDelays.js"
 
 type Failed = Extract<Outcome, { readonly _tag: "Failed" }>
@@ -41,9 +53,19 @@ const interruptedByClose = (exit: Exit.Exit<unknown, unknown> = Exit.failCause(C
   errorMessage: "interrupted by the pool's limited close"
 })
 
+const cancelled = (exit: Exit.Exit<unknown, unknown> = Exit.failCause(Cause.interrupt())): Failed => ({
+  _tag: "Failed",
+  exit,
+  errorCode: "Cancelled",
+  errorMessage: "cancelled through its handle"
+})
+
 const closedError = () => new PoolClosedError({ message: "the task pool is closed" })
 
 type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+/** Forks into one of the pool's fiber sets, from synchronous code. */
+type Fork = (effect: Effect.Effect<void>) => Fiber.Fiber<void>
 
 const isRetryable = (task: AnyTask, error: unknown): boolean => {
   if (task.retryable === undefined) return true
@@ -58,14 +80,31 @@ class Pool {
   closed = false
   /** Set by a limited close once its timeout has passed: whatever is left ends "Interrupted". */
   interrupting = false
+  paused = false
+  /** The worker limit in force: the config's, or the last `resize`. */
+  limit: number
   nextId = 0
   lingering: Array<Entry> = []
   lingerStartedAtMs = 0
+  readonly ready = new ReadyQueue<Entry>()
+  /** Entries handed to the workers' queue and not yet taken. */
+  handed = 0
+  /** Workers waiting on the workers' queue. */
+  idleWorkers = 0
   /** Attempts running. */
   running = 0
   /** Tasks whose callback is running: ended, not yet settled. */
   ending = 0
   readonly retrying = new Set<Entry>()
+  readonly delayed = new Set<Entry>()
+  /** Per key in use: the tasks waiting for it, in push order. A key is held while it has a lane. */
+  readonly lanes = new Map<string, Array<Entry>>()
+  parked = 0
+  /** Unfinished tasks by idempotency key. */
+  readonly idempotent = new Map<string, Entry>()
+  readonly rate: RateWindow | undefined
+  rateTimerPending = false
+  workerCount = 0
   unfinished = 0
   pushed = 0
   succeeded = 0
@@ -78,11 +117,10 @@ class Pool {
   readonly room = Latch.makeUnsafe(true)
   /** Open while no task is unfinished. */
   readonly idle = Latch.makeUnsafe(true)
-  /** Open while the linger buffer holds a task. */
+  /** Open while the linger batch holds a task. */
   readonly lingerPending = Latch.makeUnsafe(false)
   /** Opens when the pool closes, to fail pushes still waiting for room. */
   readonly closing = Latch.makeUnsafe(false)
-  workers: ReadonlyArray<Fiber.Fiber<unknown>> = []
   lingerFiber: Fiber.Fiber<unknown> | undefined = undefined
   /** Completed when the close has finished; made by the first close. */
   closeDone: Deferred.Deferred<void> | undefined = undefined
@@ -94,13 +132,20 @@ class Pool {
   constructor(
     readonly config: TaskPoolConfig,
     readonly clock: Clock.Clock,
+    readonly random: Random.Random,
     readonly delays: ReadonlyArray<number>,
     readonly runQueue: Queue.Queue<Entry>,
     readonly failureQueue: Queue.Queue<AnyResult, Cause.Done>,
-    readonly backoffs: FiberSet.FiberSet<void>,
+    readonly workers: FiberSet.FiberSet<void>,
+    readonly timers: FiberSet.FiberSet<void>,
     readonly callbacks: FiberSet.FiberSet<void>,
+    readonly forkWorker: Fork,
+    readonly forkTimer: Fork,
+    readonly forkCallback: Fork,
     context: Context.Context<never>
   ) {
+    this.limit = config.maxIoWorkerNum
+    this.rate = config.rateLimit === undefined ? undefined : new RateWindow(config.rateLimit.limit, config.rateLimit.intervalMs)
     this.metrics = registerMetrics(config.name ?? "taskpool", context, {
       pushed: () => this.pushed,
       succeeded: () => this.succeeded,
@@ -108,8 +153,8 @@ class Pool {
       retriedAttempts: () => this.retriedAttempts,
       droppedFailures: () => this.droppedFailures,
       rejectedPushes: () => this.rejectedPushes,
-      lingering: () => this.lingering.length,
-      queued: () => Queue.sizeUnsafe(runQueue),
+      lingering: () => this.lingeringCount(),
+      queued: () => this.queuedCount(),
       running: () => this.running + this.ending,
       ending: () => this.ending,
       retrying: () => this.retrying.size
@@ -122,14 +167,23 @@ class Pool {
 
   // ── push ───────────────────────────────────────────────────────────────
 
-  push(task: AnyTask): Effect.Effect<Entry, PoolClosedError | PoolFullError> {
+  push(task: AnyTask, options: PushOptions | undefined): Effect.Effect<Entry, PoolClosedError | PoolFullError> {
     return Effect.withFiber((fiber) => {
       const problem = invalidTask(task)
       if (problem !== undefined) return Effect.die(new TypeError(`TaskPool.push: ${problem}`))
+      const scheduling = readPushOptions(options)
+      if (typeof scheduling === "string") return Effect.die(new TypeError(`TaskPool.push: ${scheduling}`))
       if (this.closed) return this.rejected(closedError())
-      if (this.unfinished < this.config.maxTaskNum) return this.acceptIn(task, fiber)
-      return this.pushWhenRoom(task)
+      const existing = this.unfinishedWith(scheduling)
+      if (existing !== undefined) return Effect.succeed(existing)
+      if (this.unfinished < this.config.maxTaskNum) return this.acceptIn(task, scheduling, fiber)
+      return this.pushWhenRoom(task, scheduling)
     })
+  }
+
+  /** The unfinished task pushed with the same idempotency key, if any. */
+  unfinishedWith(scheduling: Scheduling | undefined): Entry | undefined {
+    return scheduling?.idempotencyKey === undefined ? undefined : this.idempotent.get(scheduling.idempotencyKey)
   }
 
   rejected<E>(error: E): Effect.Effect<never, E> {
@@ -138,31 +192,43 @@ class Pool {
   }
 
   /** Accepts a task in the pusher's fiber: its services, and its task span when it traces. */
-  acceptIn(task: AnyTask, fiber: Fiber.Fiber<unknown, unknown>): Effect.Effect<Entry> {
+  acceptIn(task: AnyTask, scheduling: Scheduling | undefined, fiber: Fiber.Fiber<unknown, unknown>): Effect.Effect<Entry> {
     const context = fiber.context as Context.Context<unknown>
     // Pushes tend to come from one context at a time: look the tracer up once per context.
     if (context !== this.tracingKnownFor) {
       this.tracingKnownFor = context
       this.tracing = isTracing(fiber)
     }
-    if (!this.tracing) return Effect.succeed(this.accept(task, context, undefined))
+    if (!this.tracing) return Effect.succeed(this.accept(task, scheduling, context, undefined))
     return Effect.map(
       Effect.makeSpan("taskpool.task", { attributes: { "taskpool.task.name": task.name, "taskpool.pool": this.config.name ?? "taskpool" } }),
-      (span) => this.accept(task, context, span)
+      (span) => this.accept(task, scheduling, context, span)
     )
   }
 
-  accept(task: AnyTask, context: Context.Context<unknown>, span: Tracer.Span | undefined): Entry {
-    const entry = new Entry(++this.nextId, task, context, this.now(), this.config.maxReservedAttempts, span)
+  accept(task: AnyTask, scheduling: Scheduling | undefined, context: Context.Context<unknown>, span: Tracer.Span | undefined): Entry {
+    const entry = new Entry(++this.nextId, task, context, this.now(), this.config.maxReservedAttempts, span, scheduling, this)
     span?.attribute("taskpool.task.id", entry.taskId)
     this.pushed++
     if (this.unfinished++ === 0) this.idle.closeUnsafe()
     if (this.unfinished === this.config.maxTaskNum) this.room.closeUnsafe()
-    if (this.lingering.push(entry) === 1) {
-      this.lingerStartedAtMs = entry.createdAtMs
-      this.lingerPending.openUnsafe()
+    if (scheduling === undefined) {
+      this.linger(entry)
+      return entry
     }
-    if (this.lingering.length >= this.config.maxIoWorkerNum) this.flushLinger()
+    if (scheduling.idempotencyKey !== undefined) this.idempotent.set(scheduling.idempotencyKey, entry)
+    if (scheduling.key !== undefined) {
+      const lane = this.lanes.get(scheduling.key)
+      if (lane !== undefined) {
+        entry.state = State.Parked
+        this.parked++
+        lane.push(entry)
+        return entry
+      }
+      this.lanes.set(scheduling.key, [])
+    }
+    if (scheduling.delayMs === undefined) this.linger(entry)
+    else this.delay(entry, scheduling.delayMs)
     return entry
   }
 
@@ -180,12 +246,18 @@ class Pool {
    * `PoolClosedError` if the pool closes first. Woken waiters race for the
    * room freed; a loser waits again.
    */
-  pushWhenRoom(task: AnyTask): Effect.Effect<Entry, PoolClosedError | PoolFullError> {
+  pushWhenRoom(task: AnyTask, scheduling: Scheduling | undefined): Effect.Effect<Entry, PoolClosedError | PoolFullError> {
     const { maxBlockMs, maxTaskNum } = this.config
     if (maxBlockMs === 0) return this.rejected(this.full(0))
     const acceptWhenRoom: Effect.Effect<Entry> = Effect.flatMap(
       this.room.await,
-      () => Effect.withFiber((fiber) => this.unfinished < maxTaskNum ? this.acceptIn(task, fiber) : acceptWhenRoom)
+      () =>
+        Effect.withFiber((fiber) => {
+          // A push with the same idempotency key may have been accepted while this one waited.
+          const existing = this.unfinishedWith(scheduling)
+          if (existing !== undefined) return Effect.succeed(existing)
+          return this.unfinished < maxTaskNum ? this.acceptIn(task, scheduling, fiber) : acceptWhenRoom
+        })
     )
     const bounded = maxBlockMs < 0 ? acceptWhenRoom : Effect.timeoutOrElse(acceptWhenRoom, {
       duration: maxBlockMs,
@@ -197,16 +269,23 @@ class Pool {
     )
   }
 
-  // ── linger ─────────────────────────────────────────────────────────────
+  // ── linger and delay ───────────────────────────────────────────────────
+
+  linger(entry: Entry): void {
+    if (this.lingering.push(entry) === 1) {
+      this.lingerStartedAtMs = entry.createdAtMs
+      this.lingerPending.openUnsafe()
+    }
+    if (this.lingering.length >= this.limit) this.flushLinger()
+  }
 
   flushLinger(): void {
     const batch = this.lingering
     if (batch.length === 0) return
     this.lingering = []
     this.lingerPending.closeUnsafe()
-    // One at a time: `offerAllUnsafe` gives every batch a list bucket of its own, which costs
-    // ~120 B per task when batches are small (a batch of one per push with one worker).
-    for (const entry of batch) Queue.offerUnsafe(this.runQueue, entry)
+    for (const entry of batch) this.makeReady(entry)
+    this.dispatch()
   }
 
   /** Queues the linger batch when its first task has lingered `lingerMs`. */
@@ -221,35 +300,174 @@ class Pool {
     })
   }
 
-  // ── workers ────────────────────────────────────────────────────────────
+  /** Holds `entry` for `delayMs`, then makes it ready; no delay makes it ready at once. */
+  delay(entry: Entry, delayMs: number): void {
+    if (delayMs <= 0) {
+      this.makeReady(entry)
+      this.dispatch()
+      return
+    }
+    entry.state = State.Delayed
+    this.delayed.add(entry)
+    entry.fiber = this.forkTimer(Effect.andThen(Effect.sleep(delayMs), Effect.sync(() => this.delayOver(entry))))
+  }
+
+  delayOver(entry: Entry): void {
+    if (entry.state !== State.Delayed) return
+    this.delayed.delete(entry)
+    entry.fiber = undefined
+    this.makeReady(entry)
+    this.dispatch()
+  }
+
+  /** The next task of a key lane, once the key is free: what is left of its delay, else ready. */
+  unpark(entry: Entry): void {
+    this.parked--
+    const delayMs = entry.scheduling!.delayMs
+    if (delayMs === undefined) {
+      this.makeReady(entry)
+      this.dispatch()
+    } else {
+      this.delay(entry, entry.createdAtMs + delayMs - this.now())
+    }
+  }
+
+  // ── dispatch ───────────────────────────────────────────────────────────
+
+  makeReady(entry: Entry): void {
+    entry.state = State.Ready
+    this.ready.push(entry, entry.priority)
+  }
 
   /**
-   * A worker: takes entries from the run queue one at a time and runs one
-   * attempt each. Only the wait for work and the attempt itself are
-   * interruptible, so a limited close cuts an attempt off but never a task's
-   * bookkeeping. Once a limited close interrupts, it takes nothing more: the
-   * close ends what is left in the queue.
+   * The next task a worker may start now, highest priority first: none while
+   * the pool is paused, the worker limit is reached (tasks handed to idle
+   * workers count) or the rate limit's window is full.
+   */
+  takeReady(): Entry | undefined {
+    if (this.ready.size === 0 || this.paused || this.interrupting || this.running + this.handed >= this.limit) return undefined
+    if (this.rate !== undefined) {
+      const wait = this.rate.waitMs(this.now(), this.handed)
+      if (wait > 0) {
+        this.wakeAfter(wait)
+        return undefined
+      }
+    }
+    return this.ready.shift()
+  }
+
+  /**
+   * Hands ready tasks to idle workers, one each, on the terms of
+   * `takeReady`. Busy workers take their next task themselves when their
+   * attempt ends, so a pool that keeps up never goes through the queue.
+   */
+  dispatch(): void {
+    if (this.paused || this.interrupting) return
+    while (this.ready.size > 0 && this.handed < this.idleWorkers && this.running + this.handed < this.limit) {
+      if (this.rate !== undefined) {
+        const wait = this.rate.waitMs(this.now(), this.handed)
+        if (wait > 0) return this.wakeAfter(wait)
+      }
+      const entry = this.ready.shift()!
+      entry.state = State.Handed
+      this.handed++
+      Queue.offerUnsafe(this.runQueue, entry)
+    }
+  }
+
+  /** Dispatches again when the rate limit's window has room. */
+  wakeAfter(wait: number): void {
+    // A pending wake-up is never later than a new one would be: starts only push the next room later.
+    if (this.rateTimerPending) return
+    this.rateTimerPending = true
+    this.forkTimer(Effect.andThen(
+      Effect.sleep(wait),
+      Effect.sync(() => {
+        this.rateTimerPending = false
+        this.dispatch()
+      })
+    ))
+  }
+
+  /** Whether the rate limit lets a handed task start now, the other handed tasks counted as starting too. */
+  rateAllows(now: number): boolean {
+    return this.rate === undefined || this.rate.waitMs(now, this.handed) === 0
+  }
+
+  // ── workers ────────────────────────────────────────────────────────────
+
+  spawnWorkers(count: number): void {
+    for (let i = 0; i < count; i++) {
+      this.workerCount++
+      this.forkWorker(this.worker())
+    }
+  }
+
+  /**
+   * A worker: takes handed tasks one at a time and runs one attempt each.
+   * Only the wait for work and the attempt itself are interruptible, so a
+   * limited close or a `cancel` cuts an attempt off but never a task's
+   * bookkeeping. An interrupted fiber stays interrupted, so a worker whose
+   * attempt was cancelled hands its place to a new worker and ends. Once a
+   * limited close interrupts, it takes nothing more: the close ends what is
+   * left.
    */
   worker(): Effect.Effect<void> {
-    return Effect.uninterruptibleMask((restore: Restore) =>
-      Effect.gen({ self: this }, function*() {
-        while (!this.interrupting) {
-          const taken = Queue.takeUnsafe(this.runQueue)
-          const entry = taken !== undefined && Exit.isSuccess(taken) ? taken.value : yield* restore(Queue.take(this.runQueue))
-          entry.startedAtMs = this.now()
-          if (entry.attemptCount++ === 0) this.metrics.queueWait.record(entry.startedAtMs - entry.createdAtMs)
-          this.running++
-          const exit = yield* Effect.exit(restore(this.attemptOf(entry)))
-          const endedAtMs = this.now()
-          this.running--
-          this.metrics.attemptDuration.record(endedAtMs - entry.startedAtMs)
-          const next = Exit.isSuccess(exit)
-            ? this.end(entry, endedAtMs, { _tag: "Succeeded", exit })
-            : this.afterFailure(entry, endedAtMs, exit)
-          if (next !== undefined) yield* next
-        }
-      })
+    return Effect.withFiber((self) =>
+      Effect.uninterruptibleMask((restore: Restore) =>
+        Effect.gen({ self: this }, function*() {
+          while (!this.interrupting) {
+            let entry = this.takeReady()
+            if (entry === undefined) {
+              this.idleWorkers++
+              entry = yield* restore(Queue.take(this.runQueue))
+              this.idleWorkers--
+              // A task cancelled after it was handed over has ended already.
+              if (entry.state !== State.Handed) continue
+              this.handed--
+              // Paused, shrunk or rate-limited since it was handed: back to the front of its priority.
+              if (this.paused || this.running >= this.limit || !this.rateAllows(this.now())) {
+                entry.state = State.Ready
+                this.ready.pushFront(entry, entry.priority)
+                continue
+              }
+            }
+            const startedAtMs = this.now()
+            entry.state = State.Running
+            entry.fiber = self
+            entry.startedAtMs = startedAtMs
+            if (this.rate !== undefined) this.rate.record(startedAtMs)
+            if (entry.attemptCount++ === 0) this.metrics.queueWait.record(startedAtMs - entry.createdAtMs)
+            this.running++
+            const exit = yield* Effect.exit(restore(this.attemptOf(entry)))
+            const endedAtMs = this.now()
+            this.running--
+            this.metrics.attemptDuration.record(endedAtMs - entry.startedAtMs)
+            if (entry.cancelRequested) {
+              this.afterCancelledAttempt(entry, endedAtMs, exit)
+              return this.replaceWorker()
+            }
+            if (Exit.isSuccess(exit)) {
+              this.end(entry, endedAtMs, { _tag: "Succeeded", exit })
+            } else {
+              const next = this.afterFailure(entry, endedAtMs, exit)
+              if (next !== undefined) yield* next
+              // A cancel that came while a retry schedule was stepped: the task now waits, so it ends there.
+              if (entry.cancelRequested) {
+                this.cancelWaiting(entry)
+                return this.replaceWorker()
+              }
+            }
+          }
+        })
+      )
     )
+  }
+
+  /** A worker whose attempt was cancelled is interrupted for good: a new one takes its place. */
+  replaceWorker(): void {
+    this.workerCount--
+    if (!this.interrupting) this.spawnWorkers(1)
   }
 
   runContextOf(entry: Entry): Context.Context<unknown> {
@@ -284,12 +502,7 @@ class Pool {
     return Exit.isExit(traced) ? traced : this.withServicesOf(entry, traced)
   }
 
-  /**
-   * What follows a failed attempt: the end, or a retry. A retry after no
-   * backoff goes straight back to the run queue; otherwise it waits on a timer.
-   */
-  afterFailure(entry: Entry, endedAtMs: number, exit: Exit.Failure<unknown, unknown>): Effect.Effect<unknown> | undefined {
-    const failure = describeFailure(exit.cause)
+  recordFailedAttempt(entry: Entry, endedAtMs: number, failure: Failure): void {
     entry.recordFailedAttempt(
       new Attempt({
         number: entry.attemptCount,
@@ -300,31 +513,86 @@ class Pool {
         errorMessage: failure.errorMessage
       })
     )
-    if (this.interrupting) return this.end(entry, endedAtMs, interruptedByClose(exit))
+  }
+
+  /** An attempt whose task was cancelled while it ran: a success that came first stands. */
+  afterCancelledAttempt(entry: Entry, endedAtMs: number, exit: Exit.Exit<unknown, unknown>): void {
+    if (Exit.isSuccess(exit)) return this.end(entry, endedAtMs, { _tag: "Succeeded", exit })
+    const described = describeFailure(exit.cause)
+    const failure = described.errorCode === "Interrupted" ? { ...described, ...cancelled() } : described
+    this.recordFailedAttempt(entry, endedAtMs, failure)
+    this.end(entry, endedAtMs, { _tag: "Failed", exit, errorCode: failure.errorCode, errorMessage: failure.errorMessage })
+  }
+
+  /**
+   * What follows a failed attempt: the end, or a retry. A custom retry
+   * schedule is stepped as an effect; the formula needs none.
+   */
+  afterFailure(entry: Entry, endedAtMs: number, exit: Exit.Failure<unknown, unknown>): Effect.Effect<void> | undefined {
+    const failure = describeFailure(exit.cause)
+    this.recordFailedAttempt(entry, endedAtMs, failure)
+    if (this.interrupting) {
+      this.end(entry, endedAtMs, interruptedByClose(exit))
+      return undefined
+    }
     const final = entry.attemptCount > this.config.maxRetryTimes ||
       (failure.typed !== undefined && !isRetryable(entry.task, failure.typed.error))
-    if (final) {
-      return this.end(entry, endedAtMs, { _tag: "Failed", exit, errorCode: failure.errorCode, errorMessage: failure.errorMessage })
-    }
-    this.retriedAttempts++
-    const delay = delayAfter(this.delays, entry.attemptCount)
-    if (delay > 0) return this.retryLater(entry, delay)
-    Queue.offerUnsafe(this.runQueue, entry)
+    const failed: Failed = { _tag: "Failed", exit, errorCode: failure.errorCode, errorMessage: failure.errorMessage }
+    const schedule = entry.task.retrySchedule
+    if (final) this.end(entry, endedAtMs, failed)
+    else if (schedule !== undefined) return this.retryBySchedule(entry, endedAtMs, schedule, exit, failure)
+    else this.retry(entry, this.formulaDelay(entry.attemptCount))
     return undefined
   }
 
-  retryLater(entry: Entry, delay: number): Effect.Effect<unknown> {
+  /** The formula's wait after failed attempt `attempt`, drawn from [0, wait] with jitter. */
+  formulaDelay(attempt: number): number {
+    const delay = delayAfter(this.delays, attempt)
+    return this.config.retryJitter ? Math.floor(this.random.nextDoubleUnsafe() * (delay + 1)) : delay
+  }
+
+  /**
+   * Steps the task's retry schedule with the failure (a defect or timeout
+   * steps it with the defect): its delay is the wait; its end, or a defect
+   * in it, makes the failure final.
+   */
+  retryBySchedule(
+    entry: Entry,
+    endedAtMs: number,
+    schedule: Schedule.Schedule<unknown, unknown>,
+    exit: Exit.Failure<unknown, unknown>,
+    failure: Failure
+  ): Effect.Effect<void> {
+    return Effect.gen({ self: this }, function*() {
+      entry.retryStep ??= yield* Schedule.toStep(schedule)
+      const input = failure.typed !== undefined ? failure.typed.error : Cause.squash(exit.cause)
+      const step = yield* Effect.exit(entry.retryStep(endedAtMs, input))
+      if (Exit.isFailure(step) && !Cause.hasInterruptsOnly(step.cause) && !isDone(step.cause)) {
+        yield* Effect.logWarning(`TaskPool: the retry schedule of task ${entry.taskId} (${entry.task.name}) failed; its failure is final`, step.cause)
+      }
+      const delay = Exit.isSuccess(step) ? Duration.toMillis(step.value[1]) : Number.NaN
+      if (Number.isFinite(delay)) this.retry(entry, Math.max(0, Math.round(delay)))
+      else this.end(entry, endedAtMs, { _tag: "Failed", exit, errorCode: failure.errorCode, errorMessage: failure.errorMessage })
+    })
+  }
+
+  retry(entry: Entry, delay: number): void {
+    this.retriedAttempts++
+    if (delay <= 0) {
+      this.makeReady(entry)
+      return
+    }
+    entry.state = State.Retrying
     this.retrying.add(entry)
-    return FiberSet.run(
-      this.backoffs,
-      Effect.andThen(
-        Effect.sleep(delay),
-        Effect.sync(() => {
-          this.retrying.delete(entry)
-          Queue.offerUnsafe(this.runQueue, entry)
-        })
-      )
-    )
+    entry.fiber = this.forkTimer(Effect.andThen(Effect.sleep(delay), Effect.sync(() => this.backoffOver(entry))))
+  }
+
+  backoffOver(entry: Entry): void {
+    if (entry.state !== State.Retrying) return
+    this.retrying.delete(entry)
+    entry.fiber = undefined
+    this.makeReady(entry)
+    this.dispatch()
   }
 
   // ── end ────────────────────────────────────────────────────────────────
@@ -332,30 +600,23 @@ class Pool {
   /**
    * Ends a task exactly once: its outcome, its callback, then `settle`. A
    * callback runs in a fiber of its own, so it holds no worker; the task
-   * settles when it returns (or, in a limited close, is cut off). Returns the
-   * fork of the callback, if there is one.
+   * settles when it returns (or, in a limited close, is cut off).
    */
-  end(entry: Entry, completedAtMs: number, outcome: Outcome): Effect.Effect<unknown> | undefined {
+  end(entry: Entry, completedAtMs: number, outcome: Outcome): void {
     entry.end(outcome, completedAtMs)
     this.metrics.taskDuration.record(completedAtMs - entry.createdAtMs)
     if (entry.span !== undefined) this.endSpan(entry, entry.span)
     const callback = this.callbackOf(entry)
-    if (callback === undefined) {
-      this.settle(entry)
-      return undefined
-    }
+    if (callback === undefined) return this.settle(entry)
+    entry.state = State.Ending
     this.ending++
-    return FiberSet.run(
-      this.callbacks,
-      Effect.ensuring(
-        callback,
-        Effect.sync(() => {
-          this.ending--
-          this.settle(entry)
-        })
-      ),
-      { startImmediately: true }
-    )
+    this.forkCallback(Effect.ensuring(
+      callback,
+      Effect.sync(() => {
+        this.ending--
+        this.settle(entry)
+      })
+    ))
   }
 
   callbackOf(entry: Entry): Effect.Effect<void> | undefined {
@@ -370,7 +631,7 @@ class Pool {
     )
   }
 
-  /** After the callback: the counters, the failure queue, the room, then the handle. */
+  /** After the callback: the counters, the failure queue, the room, the handle, then the key's next task. */
   settle(entry: Entry): void {
     if (entry.outcome!._tag === "Succeeded") {
       this.succeeded++
@@ -380,8 +641,23 @@ class Pool {
     }
     if (this.unfinished-- === this.config.maxTaskNum) this.room.openUnsafe()
     if (this.unfinished === 0) this.idle.openUnsafe()
-    // Last, so whoever awaits the handle sees the counters already updated.
+    // Before the handle, so whoever awaits it sees the counters already updated.
     entry.settle()
+    const scheduling = entry.scheduling
+    if (scheduling === undefined) return
+    if (scheduling.idempotencyKey !== undefined && this.idempotent.get(scheduling.idempotencyKey) === entry) {
+      this.idempotent.delete(scheduling.idempotencyKey)
+    }
+    if (scheduling.key !== undefined) this.passKey(scheduling.key)
+  }
+
+  /** The key's holder has ended: its next task takes the key, or the key is free. */
+  passKey(key: string): void {
+    const lane = this.lanes.get(key)
+    if (lane === undefined) return
+    const next = lane.shift()
+    if (next === undefined) this.lanes.delete(key)
+    else this.unpark(next)
   }
 
   recordFailure(result: AnyResult): void {
@@ -404,6 +680,79 @@ class Pool {
     span.end(this.clock.currentTimeNanosUnsafe(), outcome.exit)
   }
 
+  // ── controls ───────────────────────────────────────────────────────────
+
+  /**
+   * Ends a task "Cancelled" wherever it is. A waiting task is taken out at
+   * once; a running attempt is interrupted and its worker ends the task.
+   */
+  cancel(entry: Entry): Effect.Effect<void> {
+    return Effect.withFiber((current) => {
+      if (entry.state !== State.Running) {
+        this.cancelWaiting(entry)
+        return Effect.void
+      }
+      entry.cancelRequested = true
+      const worker = entry.fiber!
+      // The worker ends the task once the attempt has stopped.
+      return worker === current ? Effect.interrupt : Fiber.interrupt(worker)
+    })
+  }
+
+  /** Takes a task that is not running out of wherever it waits and ends it "Cancelled"; an ended task stays as it is. */
+  cancelWaiting(entry: Entry): void {
+    switch (entry.state) {
+      case State.Lingering:
+        this.lingering.splice(this.lingering.indexOf(entry), 1)
+        if (this.lingering.length === 0) this.lingerPending.closeUnsafe()
+        break
+      case State.Delayed:
+        this.delayed.delete(entry)
+        entry.fiber!.interruptUnsafe()
+        break
+      case State.Parked: {
+        const lane = this.lanes.get(entry.scheduling!.key!)!
+        lane.splice(lane.indexOf(entry), 1)
+        this.parked--
+        break
+      }
+      case State.Ready:
+        this.ready.remove(entry, entry.priority)
+        break
+      case State.Handed:
+        // It stays in the workers' queue; the worker that takes it skips it.
+        this.handed--
+        this.dispatch()
+        break
+      case State.Retrying:
+        this.retrying.delete(entry)
+        entry.fiber!.interruptUnsafe()
+        break
+      default:
+        return
+    }
+    entry.fiber = undefined
+    this.end(entry, this.now(), cancelled())
+  }
+
+  pause(): void {
+    this.paused = true
+  }
+
+  resume(): void {
+    this.paused = false
+    this.dispatch()
+  }
+
+  resize(maxIoWorkerNum: number): Effect.Effect<void, TaskPoolConfigError> {
+    return Effect.map(decodeConfig({ maxIoWorkerNum }), (checked) => {
+      this.limit = checked.maxIoWorkerNum
+      if (this.workerCount < this.limit && !this.closed) this.spawnWorkers(this.limit - this.workerCount)
+      if (this.lingering.length >= this.limit) this.flushLinger()
+      this.dispatch()
+    })
+  }
+
   // ── close ──────────────────────────────────────────────────────────────
 
   close(options?: { readonly timeoutMs?: number | undefined }): Effect.Effect<void> {
@@ -424,61 +773,87 @@ class Pool {
       this.closed = true
       this.closing.openUnsafe()
       if (this.lingerFiber !== undefined) yield* Fiber.interrupt(this.lingerFiber)
+      // The drain runs even in a paused pool.
+      this.paused = false
       this.flushLinger()
+      this.dispatch()
       if (timeoutMs === undefined) {
         yield* this.idle.await
       } else {
         const drained = yield* Effect.interruptible(this.idle.await).pipe(Effect.timeoutOption(timeoutMs))
         if (drained._tag === "None") yield* this.interruptRest(timeoutMs)
       }
-      yield* Fiber.interruptAll(this.workers)
+      yield* FiberSet.clear(this.workers)
+      yield* FiberSet.clear(this.timers)
       Queue.endUnsafe(this.failureQueue)
       this.metrics.unregister()
     })
   }
 
   /**
-   * The limited close's deadline: running attempts are cut off, queued and
-   * backing-off tasks taken out, each ending "Interrupted". Their `onFail`
+   * The limited close's deadline: running attempts are cut off, every
+   * waiting task taken out, each ending "Interrupted". Their `onFail`
    * callbacks, and callbacks already running, get `graceMs` more; whatever
    * still runs then is cut off, and its task settles all the same.
    */
   interruptRest(graceMs: number): Effect.Effect<void> {
     return Effect.gen({ self: this }, function*() {
       this.interrupting = true
-      yield* Fiber.interruptAll(this.workers)
-      yield* FiberSet.clear(this.backoffs)
-      const left = [...this.retrying, ...(yield* Queue.clear(this.runQueue))]
+      yield* FiberSet.clear(this.workers)
+      yield* FiberSet.clear(this.timers)
+      const handed = (yield* Queue.clear(this.runQueue)).filter((entry) => entry.state === State.Handed)
+      const left = [...handed, ...this.ready.drain(), ...this.retrying, ...this.delayed]
+      for (const lane of this.lanes.values()) left.push(...lane)
+      this.lanes.clear()
       this.retrying.clear()
+      this.delayed.clear()
+      this.handed = 0
+      this.parked = 0
       for (const entry of left) {
-        const callback = this.end(entry, this.now(), interruptedByClose())
-        if (callback !== undefined) yield* callback
+        entry.fiber = undefined
+        this.end(entry, this.now(), interruptedByClose())
       }
       const finished = yield* Effect.interruptible(FiberSet.awaitEmpty(this.callbacks)).pipe(Effect.timeoutOption(graceMs))
       if (finished._tag === "None") yield* FiberSet.clear(this.callbacks)
     })
   }
 
+  lingeringCount(): number {
+    return this.lingering.length + this.delayed.size
+  }
+
+  queuedCount(): number {
+    return this.ready.size + this.handed + this.parked
+  }
+
   stats(): TaskPoolStats {
     return {
-      lingering: this.lingering.length,
-      queued: Queue.sizeUnsafe(this.runQueue),
+      lingering: this.lingeringCount(),
+      queued: this.queuedCount(),
       running: this.running + this.ending,
       retrying: this.retrying.size,
       succeeded: this.succeeded,
       failed: this.failed,
       pushed: this.pushed,
-      droppedFailures: this.droppedFailures
+      droppedFailures: this.droppedFailures,
+      paused: this.paused,
+      maxIoWorkerNum: this.limit
     }
   }
 }
 
+const isDone = (cause: Cause.Cause<unknown>): boolean => cause.reasons.some((reason) => reason._tag === "Fail" && Cause.isDone(reason.error))
+
 /** Builds a pool in the current scope; closing the scope is the pool's close. */
 export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, never, Scope.Scope> =>
   Effect.gen(function*() {
+    const workers = yield* FiberSet.make<void>()
+    const timers = yield* FiberSet.make<void>()
+    const callbacks = yield* FiberSet.make<void>()
     const pool = new Pool(
       config,
       yield* Clock.Clock,
+      yield* Random.Random,
       yield* retryDelays({
         baseMs: config.baseRetryBackOffMs,
         maxMs: config.maxRetryBackOffMs,
@@ -486,23 +861,27 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
       }),
       yield* Queue.unbounded<Entry>(),
       yield* Queue.unbounded<AnyResult, Cause.Done>(),
-      yield* FiberSet.make<void>(),
-      yield* FiberSet.make<void>(),
+      workers,
+      timers,
+      callbacks,
+      yield* FiberSet.runtime(workers)<never>(),
+      yield* FiberSet.runtime(timers)<never>(),
+      yield* FiberSet.runtime(callbacks)<never>(),
       yield* Effect.context<never>()
     )
-    pool.workers = yield* Effect.forEach(
-      Array.from({ length: config.maxIoWorkerNum }),
-      () => Effect.forkScoped(pool.worker(), { startImmediately: true })
-    )
+    pool.spawnWorkers(config.maxIoWorkerNum)
     pool.lingerFiber = yield* Effect.forkScoped(pool.lingerTimer(), { startImmediately: true })
     yield* Effect.addFinalizer(() => pool.close())
     return {
-      push: <A, E, R>(task: Task<A, E, R>) =>
-        pool.push(task as AnyTask) as Effect.Effect<TaskHandle<A, E>, PoolClosedError | PoolFullError, R>,
+      push: <A, E, R>(task: Task<A, E, R>, options?: PushOptions) =>
+        pool.push(task as AnyTask, options) as Effect.Effect<TaskHandle<A, E>, PoolClosedError | PoolFullError, R>,
       // One element per pull: a reader that stops early leaves the rest queued.
       failures: Stream.fromEffectRepeat(Queue.take(pool.failureQueue)),
       stats: Effect.sync(() => pool.stats()),
       awaitIdle: pool.idle.await,
-      close: (options) => pool.close(options)
+      close: (options) => pool.close(options),
+      pause: Effect.sync(() => pool.pause()),
+      resume: Effect.sync(() => pool.resume()),
+      resize: (maxIoWorkerNum) => pool.resize(maxIoWorkerNum)
     }
   })
