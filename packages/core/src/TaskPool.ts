@@ -104,7 +104,7 @@ export interface TaskPoolService {
    * close, wait for the first one to finish.
    */
   readonly close: (options?: { readonly timeoutMs?: number | undefined }) => Effect.Effect<void>
-  /** Stops starting attempts; running ones go on. Pushes are still accepted. A close resumes. */
+  /** Stops starting attempts; running ones go on. Pushes are still accepted. A close resumes, and a pause once the close has begun does nothing. */
   readonly pause: Effect.Effect<void>
   /** Starts attempts again after `pause`. */
   readonly resume: Effect.Effect<void>

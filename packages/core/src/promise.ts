@@ -26,6 +26,20 @@ export interface PromisePushOptions {
   readonly timeoutMs?: number | undefined
   /** Asked about each rejection (or synchronous throw); `false` makes it final. Default: every failure retries. */
   readonly retryable?: ((error: unknown) => boolean) | undefined
+  /** Higher runs first among queued tasks (default 0). */
+  readonly priority?: number | undefined
+  /** In ms: the task becomes runnable no earlier than this after its push, without lingering. */
+  readonly delayMs?: number | undefined
+  /** Tasks that share a key run one at a time, in push order. */
+  readonly key?: string | undefined
+  /** While a task pushed with this key is unfinished, a push with it resolves with that task's result and adds nothing. */
+  readonly idempotencyKey?: string | undefined
+  /**
+   * Aborting it cancels the task: a waiting task ends at once, a running
+   * attempt is interrupted (its own signal is aborted); the result has
+   * `errorCode` `"Cancelled"`.
+   */
+  readonly signal?: AbortSignal | undefined
 }
 
 /**
@@ -79,6 +93,12 @@ export interface PromiseTaskPool {
    * Calling it again waits for the same close.
    */
   readonly close: (options?: PromiseCloseOptions) => Promise<void>
+  /** Stops starting attempts; running ones go on. A close resumes. */
+  readonly pause: () => Promise<void>
+  /** Starts attempts again after `pause`. */
+  readonly resume: () => Promise<void>
+  /** Sets the worker limit now; rejects with `TaskPoolConfigError` unless it is an integer >= 1 and <= 10000. */
+  readonly resize: (maxIoWorkerNum: number) => Promise<void>
   /** `close()`, for `await using pool = createTaskPool(...)`. */
   readonly [Symbol.asyncDispose]: () => Promise<void>
 }
@@ -130,7 +150,17 @@ export const createTaskPool = (config?: TaskPoolConfigInput): PromiseTaskPool =>
       timeout: timeoutMs
     })
     const pool = await ready
-    return Effect.runPromise(Effect.flatMap(pool.push(task), (handle) => handle.result))
+    const { delayMs, idempotencyKey, key, priority, signal } = options
+    const handle = await Effect.runPromise(pool.push(task, { priority, delay: delayMs, key, idempotencyKey }))
+    if (signal === undefined) return Effect.runPromise(handle.result)
+    const cancel = () => void Effect.runFork(handle.cancel)
+    if (signal.aborted) cancel()
+    else signal.addEventListener("abort", cancel, { once: true })
+    try {
+      return await Effect.runPromise(handle.result)
+    } finally {
+      signal.removeEventListener("abort", cancel)
+    }
   }
 
   const close = async (options: PromiseCloseOptions = {}): Promise<void> => {
@@ -151,6 +181,9 @@ export const createTaskPool = (config?: TaskPoolConfigInput): PromiseTaskPool =>
     },
     stats: async () => Effect.runPromise((await ready).stats),
     awaitIdle: async () => Effect.runPromise((await ready).awaitIdle),
+    pause: async () => Effect.runPromise((await ready).pause),
+    resume: async () => Effect.runPromise((await ready).resume),
+    resize: async (maxIoWorkerNum) => Effect.runPromise((await ready).resize(maxIoWorkerNum)),
     close,
     [Symbol.asyncDispose]: () => close()
   }

@@ -1,8 +1,9 @@
 import { Cause, Exit } from "effect"
 import { describe, expect, it } from "vitest"
 import { PoolClosedError, PoolFullError, TaskPoolConfigError } from "../src/index.js"
-import type { TaskResult } from "../src/index.js"
+import type { TaskPoolStats, TaskResult } from "../src/index.js"
 import { createTaskPool } from "../src/promise.js"
+import type { PromiseTaskPool } from "../src/promise.js"
 
 // Real time, kept short: with `maxIoWorkerNum: 1` every push fills its linger
 // batch, so a task is queued at once instead of lingering `lingerMs`.
@@ -24,6 +25,15 @@ const untilAborted = (started: () => void, aborted: Array<unknown>) => (signal: 
     })
     started()
   })
+
+/** Yields to the event loop (no timer) until the pool's stats satisfy `ready`. */
+const untilStats = async (pool: PromiseTaskPool, ready: (stats: TaskPoolStats) => boolean) => {
+  for (let i = 0; i < 10_000; i++) {
+    if (ready(await pool.stats())) return
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  throw new Error("the pool never reached the expected stats")
+}
 
 const failureOf = (result: TaskResult<unknown, unknown>): unknown =>
   Exit.isFailure(result.exit) ? Cause.squash(result.exit.cause) : undefined
@@ -262,6 +272,81 @@ describe("createTaskPool", () => {
         await pool.push(async () => 1)
       }
       await expect(escaped.push(async () => 2)).rejects.toBeInstanceOf(PoolClosedError)
+    })
+  })
+
+  describe("scheduling", () => {
+    it("runs higher priorities first and tasks of one key one at a time", async () => {
+      await using pool = createTaskPool(fast)
+      const gate = signalled()
+      const started: Array<string> = []
+      const blocker = pool.push(() => gate.promise)
+      const pushes = [
+        pool.push(async () => void started.push("low"), { priority: 0 }),
+        pool.push(async () => void started.push("high"), { priority: 5 })
+      ]
+      await untilStats(pool, (stats) => stats.queued === 2)
+      gate.resolve()
+      await Promise.all([blocker, ...pushes])
+      expect(started).toStrictEqual(["high", "low"])
+    })
+
+    it("an idempotency key resolves a duplicate push with the first task's result", async () => {
+      await using pool = createTaskPool(fast)
+      let calls = 0
+      const run = async () => ++calls
+      const [first, second] = await Promise.all([
+        pool.push(run, { idempotencyKey: "invoice-7", delayMs: 10 }),
+        pool.push(run, { idempotencyKey: "invoice-7", delayMs: 10 })
+      ])
+      expect(calls).toBe(1)
+      expect(second.taskId).toBe(first.taskId)
+      expect((await pool.stats()).pushed).toBe(1)
+    })
+
+    it("aborting the push's signal cancels a running attempt: its own signal aborts, the result is Cancelled", async () => {
+      await using pool = createTaskPool(fast)
+      const started = signalled()
+      const aborted: Array<unknown> = []
+      const controller = new AbortController()
+      const pending = pool.push(untilAborted(started.resolve, aborted), { signal: controller.signal })
+      await started.promise
+      controller.abort()
+      const result = await pending
+      expect(result.successful).toBe(false)
+      expect(result.errorCode).toBe("Cancelled")
+      expect(result.attemptCount).toBe(1)
+      expect(aborted).toHaveLength(1)
+    })
+
+    it("an already aborted signal ends the task Cancelled without running it", async () => {
+      await using pool = createTaskPool(fast)
+      let ran = false
+      const result = await pool.push(async () => void (ran = true), { signal: AbortSignal.abort(), delayMs: 50 })
+      expect(result.errorCode).toBe("Cancelled")
+      expect(result.attemptCount).toBe(0)
+      expect(ran).toBe(false)
+    })
+
+    it("pause holds new starts, resume lets them run, resize changes the limit", async () => {
+      await using pool = createTaskPool(fast)
+      await pool.pause()
+      let ran = false
+      const pending = pool.push(async () => void (ran = true))
+      await untilStats(pool, (stats) => stats.queued === 1)
+      expect(ran).toBe(false)
+      expect((await pool.stats()).paused).toBe(true)
+      await pool.resume()
+      await pending
+      expect(ran).toBe(true)
+      await pool.resize(4)
+      expect((await pool.stats()).maxIoWorkerNum).toBe(4)
+      await expect(pool.resize(0)).rejects.toBeInstanceOf(TaskPoolConfigError)
+    })
+
+    it("rejects bad push options with a TypeError naming the option", async () => {
+      await using pool = createTaskPool(fast)
+      await expect(pool.push(async () => 1, { priority: Number.NaN })).rejects.toThrow(/priority must be a finite number/)
     })
   })
 

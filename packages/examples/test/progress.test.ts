@@ -7,7 +7,8 @@ import { formatProgress, plainRenderer, withProgress } from "../src/progress.js"
 describe("progress", () => {
   it("formats one line from the stats, the elapsed time and the total", () => {
     const stats = {
-      lingering: 5, queued: 7, running: 4, retrying: 2, succeeded: 30, failed: 1, pushed: 49, droppedFailures: 0
+      lingering: 5, queued: 7, running: 4, retrying: 2, succeeded: 30, failed: 1, pushed: 49, droppedFailures: 0,
+      paused: false, maxIoWorkerNum: 4
     }
     expect(formatProgress(stats, 2500, 100)).toBe(
       "pushed 49/100 | queued 12 | running 4 | retrying 2 | succeeded 30 | failed 1 | 12 tasks/s | 2.50 s"

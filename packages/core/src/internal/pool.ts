@@ -9,13 +9,14 @@
  *
  * Each task is one `Entry`; a pool is one `Pool` object whose counters are
  * touched only in synchronous steps (one fiber step runs at a time, so no
- * step sees another half-done). `dispatch` is the one place that decides what
- * starts: it hands the highest-priority ready tasks to the workers' queue
- * while the pool is not paused, the worker limit has room and the rate limit
- * allows, so the workers' queue never holds more than the workers can start.
- * Long-lived worker fibers take from it and run one attempt each; one linger
- * fiber times the whole linger batch; delays, backoffs, the rate limit's
- * wake-up and callbacks are fibers of their own and hold no worker.
+ * step sees another half-done). `takeReady` is the one rule for what may
+ * start (not paused, room under the worker limit, room in the rate window,
+ * highest priority first). Long-lived worker fibers apply it themselves when
+ * an attempt ends; idle workers wait on the workers' queue, and `dispatch`
+ * hands them work on the same terms, one task per idle worker, so the queue
+ * never holds more than the workers can start. One linger fiber times the
+ * whole linger batch; delays, backoffs, the rate limit's wake-up and
+ * callbacks are fibers of their own and hold no worker.
  *
  * The machinery is a class rather than closures made per pool: V8 embeds a
  * closure it calls into the optimized code of its caller, so every new pool
@@ -81,6 +82,8 @@ class Pool {
   /** Set by a limited close once its timeout has passed: whatever is left ends "Interrupted". */
   interrupting = false
   paused = false
+  /** Set once the close has ended every task: no worker starts after it. */
+  stopped = false
   /** The worker limit in force: the config's, or the last `resize`. */
   limit: number
   nextId = 0
@@ -362,13 +365,9 @@ class Pool {
    * attempt ends, so a pool that keeps up never goes through the queue.
    */
   dispatch(): void {
-    if (this.paused || this.interrupting) return
-    while (this.ready.size > 0 && this.handed < this.idleWorkers && this.running + this.handed < this.limit) {
-      if (this.rate !== undefined) {
-        const wait = this.rate.waitMs(this.now(), this.handed)
-        if (wait > 0) return this.wakeAfter(wait)
-      }
-      const entry = this.ready.shift()!
+    while (this.handed < this.idleWorkers) {
+      const entry = this.takeReady()
+      if (entry === undefined) return
       entry.state = State.Handed
       this.handed++
       Queue.offerUnsafe(this.runQueue, entry)
@@ -397,6 +396,7 @@ class Pool {
   // ── workers ────────────────────────────────────────────────────────────
 
   spawnWorkers(count: number): void {
+    if (this.interrupting || this.stopped) return
     for (let i = 0; i < count; i++) {
       this.workerCount++
       this.forkWorker(this.worker())
@@ -467,7 +467,7 @@ class Pool {
   /** A worker whose attempt was cancelled is interrupted for good: a new one takes its place. */
   replaceWorker(): void {
     this.workerCount--
-    if (!this.interrupting) this.spawnWorkers(1)
+    this.spawnWorkers(1)
   }
 
   runContextOf(entry: Entry): Context.Context<unknown> {
@@ -736,7 +736,8 @@ class Pool {
   }
 
   pause(): void {
-    this.paused = true
+    // A closing pool drains: a pause then would hold its close forever.
+    if (!this.closed) this.paused = true
   }
 
   resume(): void {
@@ -747,7 +748,7 @@ class Pool {
   resize(maxIoWorkerNum: number): Effect.Effect<void, TaskPoolConfigError> {
     return Effect.map(decodeConfig({ maxIoWorkerNum }), (checked) => {
       this.limit = checked.maxIoWorkerNum
-      if (this.workerCount < this.limit && !this.closed) this.spawnWorkers(this.limit - this.workerCount)
+      if (this.workerCount < this.limit) this.spawnWorkers(this.limit - this.workerCount)
       if (this.lingering.length >= this.limit) this.flushLinger()
       this.dispatch()
     })
@@ -783,6 +784,7 @@ class Pool {
         const drained = yield* Effect.interruptible(this.idle.await).pipe(Effect.timeoutOption(timeoutMs))
         if (drained._tag === "None") yield* this.interruptRest(timeoutMs)
       }
+      this.stopped = true
       yield* FiberSet.clear(this.workers)
       yield* FiberSet.clear(this.timers)
       Queue.endUnsafe(this.failureQueue)

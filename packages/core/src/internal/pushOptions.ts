@@ -31,6 +31,7 @@ export const readPushOptions = (options: unknown): Scheduling | undefined | stri
     return `${unknown.map((key) => JSON.stringify(key)).join(", ")} ${unknown.length === 1 ? "is not a push option" : "are not push options"} (options: ${[...fields].join(", ")})`
   }
   const { delay, idempotencyKey, key, priority } = options as PushOptions
+  if (delay === undefined && idempotencyKey === undefined && key === undefined && priority === undefined) return undefined
   if (priority !== undefined && !(typeof priority === "number" && Number.isFinite(priority))) {
     return `priority must be a finite number when given, got ${show(priority)}`
   }
