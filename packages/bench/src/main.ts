@@ -37,7 +37,7 @@ const only = values.only?.split(",").map((w) => w.trim().toUpperCase())
 const rounds = quick ? 2 : 5
 const all = rows(quick)
 const unknown = only?.filter((w) => !all.some((row) => row.workload === w)) ?? []
-if (unknown.length > 0) throw new Error(`--only: no workload ${unknown.join(", ")} (W1 … W6)`)
+if (unknown.length > 0) throw new Error(`--only: no workload ${unknown.join(", ")} (W1 … W7)`)
 const selected = all.filter((row) => only === undefined || only.includes(row.workload))
 
 const startedAt = new Date()

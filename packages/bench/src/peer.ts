@@ -12,17 +12,36 @@ export type TaskShape =
   /** Fails its first attempt, succeeds its second. */
   | { readonly _tag: "FailOnce" }
 
+/**
+ * How the scheduled workload pushes its tasks: task `i` gets priority
+ * `i % priorities` (higher runs first) and key `keyNames(keys)[i % keys]`
+ * (tasks of one key run one at a time, in push order).
+ */
+export interface Scheduling {
+  readonly priorities: number
+  readonly keys: number
+}
+
 /** One implementation under test. */
 export interface Peer {
   readonly name: string
   /** Pushes `n` tasks of `shape`, at most `concurrency` running at once, and resolves once every one has ended. */
   readonly run: (shape: TaskShape, n: number, concurrency: number) => Promise<void>
   /**
+   * As `run` with `n` no-op tasks, each pushed with the priority and key
+   * `scheduling` gives it, as far as the implementation has them (the
+   * workload's label says which). Absent: it has no priorities.
+   */
+  readonly runScheduled?: ((n: number, concurrency: number, scheduling: Scheduling) => Promise<void>) | undefined
+  /**
    * Heap bytes held per task while `n` no-op tasks wait behind one blocked
    * worker (concurrency 1), with whatever the push returns kept alive.
    */
   readonly queuedHeap: (n: number) => Promise<number>
 }
+
+/** The `count` key names of the scheduled workload, made once per run so no push pays for a string. */
+export const keyNames = (count: number): ReadonlyArray<string> => Array.from({ length: count }, (_, k) => `key-${k}`)
 
 /** `performance.now()` at the end of the latest `Sleep` task. */
 export const lastTaskEnd = { at: 0 }

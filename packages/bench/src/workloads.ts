@@ -1,6 +1,6 @@
 /**
  * The workloads (one row of the results table each; W5 has one row per size)
- * and the issue's taskpool targets, checked against the medians.
+ * and the issue's taskpool targets, checked against the medians (W7 has none).
  */
 import { collectGarbage, lastTaskEnd } from "./peer.js"
 import type { Peer } from "./peer.js"
@@ -17,9 +17,11 @@ export const peers: ReadonlyArray<Peer> = [taskpool, pQueue, fastq, naiveEffect,
 
 const CONCURRENCY = 50
 const SLEEP_MS = 1
+/** W7: task i gets priority i % 10 and key i % 1,000. */
+const SCHEDULING = { priorities: 10, keys: 1_000 }
 
 export interface Row {
-  /** "W1" … "W6"; `--only` selects by it. */
+  /** "W1" … "W7"; `--only` selects by it. */
   readonly workload: string
   readonly id: string
   readonly what: string
@@ -53,8 +55,8 @@ const count = (n: number) => n >= 1e6 && n % 1e6 === 0 ? `${n / 1e6}M` : n >= 1e
 /** The rows for full or `quick` sizes. */
 export const rows = (quick: boolean): ReadonlyArray<Row> => {
   const n = quick
-    ? { noop: 20_000, sleep: 2_000, heap: 100_000, retry: 5_000, scale: [1_000, 10_000, 100_000], close: 200 }
-    : { noop: 200_000, sleep: 20_000, heap: 200_000, retry: 20_000, scale: [10_000, 100_000, 1_000_000], close: 1_000 }
+    ? { noop: 20_000, sleep: 2_000, heap: 100_000, retry: 5_000, scale: [1_000, 10_000, 100_000], close: 200, scheduled: 20_000 }
+    : { noop: 200_000, sleep: 20_000, heap: 200_000, retry: 20_000, scale: [10_000, 100_000, 1_000_000], close: 1_000, scheduled: 100_000 }
   const tasksPerSecond = (tasks: number, ms: number) => tasks / ms / 1e3
   const limit = CONCURRENCY * 1000 / SLEEP_MS
   const base = { higherIsBetter: true, peers, repeat: 1 }
@@ -122,6 +124,23 @@ export const rows = (quick: boolean): ReadonlyArray<Row> => {
       sample: async (peer) => {
         await peer.run({ _tag: "Sleep", ms: SLEEP_MS }, n.close, CONCURRENCY)
         return performance.now() - lastTaskEnd.at
+      }
+    },
+    {
+      ...base,
+      workload: "W7",
+      id: "W7",
+      what: `${n.scheduled.toLocaleString("en")} no-op tasks, task i with priority i % ${SCHEDULING.priorities} ` +
+        `(higher first) and key i % ${SCHEDULING.keys.toLocaleString("en")} (one task of a key at a time), concurrency ${CONCURRENCY}; ` +
+        "taskpool: push(task, { priority, key }); p-queue: add(task, { priority }), no keys; " +
+        "fastq, naive Effect, raw floor: no priorities, not run",
+      unit: "M tasks/s",
+      digits: 3,
+      peers: peers.filter((peer) => peer.runScheduled !== undefined),
+      sample: async (peer) => {
+        const runScheduled = peer.runScheduled
+        if (runScheduled === undefined) throw new Error(`${peer.name} has no scheduled run`)
+        return tasksPerSecond(n.scheduled, await timed(() => runScheduled(n.scheduled, CONCURRENCY, SCHEDULING)))
       }
     }
   ]

@@ -1,12 +1,13 @@
 /**
  * taskpool through its public API: `TaskPool.layer`, `TaskPool.push` for
  * every task in one `Effect.gen`, and the run ends when the layer's scope
- * has closed (a safe close, which waits for every task).
+ * has closed (a safe close, which waits for every task). The scheduled
+ * workload pushes with `{ priority, key }`.
  */
 import { Deferred, Effect } from "effect"
 import { Task, TaskPool } from "@taskpool/core"
 import type { TaskHandle } from "@taskpool/core"
-import { effectTasks, heapUsedAfterGc } from "../peer.js"
+import { effectTasks, heapUsedAfterGc, keyNames } from "../peer.js"
 import type { FAILURE, Peer, TaskShape } from "../peer.js"
 
 /**
@@ -37,6 +38,15 @@ export const taskpool: Peer = {
     return Effect.runPromise(
       Effect.gen(function*() {
         for (let i = 0; i < n; i++) yield* TaskPool.push(next())
+      }).pipe(Effect.provide(layer(n, concurrency)))
+    )
+  },
+  runScheduled: (n, concurrency, { keys, priorities }) => {
+    const next = tasksOf({ _tag: "Noop" })
+    const names = keyNames(keys)
+    return Effect.runPromise(
+      Effect.gen(function*() {
+        for (let i = 0; i < n; i++) yield* TaskPool.push(next(), { priority: i % priorities, key: names[i % keys] })
       }).pipe(Effect.provide(layer(n, concurrency)))
     )
   },

@@ -515,13 +515,17 @@ class Pool {
     )
   }
 
-  /** An attempt whose task was cancelled while it ran: a success that came first stands. */
+  /**
+   * An attempt whose task was cancelled while it ran: the task ends
+   * "Cancelled", unless the attempt had succeeded before the cancel landed.
+   * The attempt keeps its own failure if it failed before it was cut off.
+   */
   afterCancelledAttempt(entry: Entry, endedAtMs: number, exit: Exit.Exit<unknown, unknown>): void {
     if (Exit.isSuccess(exit)) return this.end(entry, endedAtMs, { _tag: "Succeeded", exit })
-    const described = describeFailure(exit.cause)
-    const failure = described.errorCode === "Interrupted" ? { ...described, ...cancelled() } : described
-    this.recordFailedAttempt(entry, endedAtMs, failure)
-    this.end(entry, endedAtMs, { _tag: "Failed", exit, errorCode: failure.errorCode, errorMessage: failure.errorMessage })
+    const outcome = cancelled(exit)
+    const failure = describeFailure(exit.cause)
+    this.recordFailedAttempt(entry, endedAtMs, failure.errorCode === "Interrupted" ? { ...failure, ...outcome } : failure)
+    this.end(entry, endedAtMs, outcome)
   }
 
   /**
