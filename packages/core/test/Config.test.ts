@@ -75,6 +75,69 @@ describe("TaskPoolConfig", () => {
       }
     }))
 
+  describe("retryJitter", () => {
+    it.effect("defaults to false and keeps a given boolean", () =>
+      Effect.gen(function*() {
+        assert.strictEqual((yield* decodeConfig({})).retryJitter, false)
+        assert.strictEqual((yield* decodeConfig({ retryJitter: true })).retryJitter, true)
+        assert.strictEqual((yield* decodeConfig({ retryJitter: false })).retryJitter, false)
+      }))
+
+    it.effect("anything but a boolean is an error naming retryJitter", () =>
+      Effect.gen(function*() {
+        for (const [retryJitter, shown] of [["yes", `"yes"`], [1, "1"], [null, "null"]] as const) {
+          const error = yield* Effect.flip(decodeConfig({ retryJitter }))
+          assert.instanceOf(error, TaskPoolConfigError)
+          assert.include(error.message, `retryJitter: expected a boolean, got ${shown}`)
+          assert.deepStrictEqual(error.fields, ["retryJitter"])
+        }
+      }))
+  })
+
+  describe("rateLimit", () => {
+    it.effect("is absent by default and kept as given", () =>
+      Effect.gen(function*() {
+        assert.isUndefined((yield* decodeConfig({})).rateLimit)
+        assert.deepStrictEqual((yield* decodeConfig({ rateLimit: { limit: 2, intervalMs: 1000 } })).rateLimit, { limit: 2, intervalMs: 1000 })
+        assert.deepStrictEqual((yield* decodeConfig({ rateLimit: { limit: 1, intervalMs: 1 } })).rateLimit, { limit: 1, intervalMs: 1 })
+      }))
+
+    it.effect("limit and intervalMs must be integers >= 1, both given, and no other key; the error names rateLimit", () =>
+      Effect.gen(function*() {
+        const bad: ReadonlyArray<unknown> = [
+          { limit: 0, intervalMs: 1000 },
+          { limit: 2, intervalMs: 0 },
+          { limit: 1.5, intervalMs: 1000 },
+          { limit: 2, intervalMs: 1.5 },
+          { limit: 2 },
+          { intervalMs: 1000 },
+          { limit: "2", intervalMs: 1000 },
+          { limit: 2, intervalMs: 1000, burst: 3 },
+          5,
+          null,
+          "2/s"
+        ]
+        for (const rateLimit of bad) {
+          const error = yield* Effect.flip(decodeConfig({ rateLimit }))
+          assert.instanceOf(error, TaskPoolConfigError)
+          assert.include(
+            error.message,
+            "rateLimit: expected { limit: an integer >= 1, intervalMs: an integer >= 1 } and no other keys, got ",
+            JSON.stringify(rateLimit)
+          )
+          assert.deepStrictEqual(error.fields, ["rateLimit"], JSON.stringify(rateLimit))
+        }
+      }))
+
+    it.effect("an extra key inside rateLimit is reported with the value that held it", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(decodeConfig({ rateLimit: { limit: 2, intervalMs: 1000, burst: 3 }, lingerMs: 50 }))
+        assert.include(error.message, `rateLimit: expected { limit: an integer >= 1, intervalMs: an integer >= 1 } and no other keys, got {"limit":2,"intervalMs":1000,"burst":3}`)
+        assert.include(error.message, "lingerMs: expected an integer >= 100, got 50")
+        assert.deepStrictEqual([...error.fields].sort(), ["lingerMs", "rateLimit"])
+      }))
+  })
+
   it.effect("TaskPool.layer fails with TaskPoolConfigError on bad input", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(Layer.build(TaskPool.layer({ maxTaskNum: 0 })))

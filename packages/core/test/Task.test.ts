@@ -24,7 +24,7 @@
  *      So a limited close returns within 2 × `shutdownTimeoutMs` of its start.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
+import { Effect, Fiber, Schedule } from "effect"
 import { TestClock } from "effect/testing"
 import { Task } from "../src/index.js"
 import type { Task as TaskType, TaskResult } from "../src/index.js"
@@ -74,6 +74,19 @@ describe("Task.make validates its options at the boundary", () => {
     }
   })
 
+  it("a retrySchedule that is not a Schedule", () => {
+    for (const retrySchedule of [42, "300 millis", () => Effect.void, Effect.void, {}, null]) {
+      assertBoundaryError(() => makeUnchecked({ name: "t", execute: Effect.void, retrySchedule }), "retrySchedule")
+    }
+  })
+
+  it("a Schedule is a valid retrySchedule and is kept as given", () => {
+    const schedule = Schedule.spaced("300 millis")
+    const task = Task.make({ name: "t", execute: Effect.fail("no"), retrySchedule: schedule })
+    assert.strictEqual(task.retrySchedule, schedule)
+    assert.isUndefined(Task.make({ name: "t", execute: Effect.void }).retrySchedule)
+  })
+
   it("valid options still make a task", () => {
     const task = Task.make({ name: "t", execute: Effect.succeed(1), onSuccess: () => Effect.void, timeout: "1 second" })
     assert.strictEqual(task.name, "t")
@@ -100,6 +113,21 @@ describe("push refuses a bad task at the boundary, never in a worker", () => {
       const good = yield* pool.push(Task.make({ name: "good", execute: Effect.succeed("ok") }))
       yield* TestClock.adjust(100)
       assert.isTrue((yield* good.result).successful)
+      yield* close
+    }))
+})
+
+describe("push refuses a task whose retrySchedule is not a Schedule", () => {
+  it.effect("it dies at push with a TypeError naming retrySchedule; nothing is pushed", () =>
+    Effect.gen(function*() {
+      const { close, pool } = yield* openPool({ lingerMs: 100 })
+      const bad = { ...Task.make({ name: "t", execute: Effect.void }), retrySchedule: "300 millis" } as unknown as TaskType<void, never, never>
+      const exit = yield* Effect.exit(pool.push(bad))
+      const defect = exit._tag === "Failure" ? exit.cause.reasons.find((reason) => reason._tag === "Die") : undefined
+      const error = defect?._tag === "Die" ? defect.defect : undefined
+      assert.instanceOf(error, TypeError)
+      assert.match((error as TypeError).message, /^TaskPool\.push: retrySchedule/)
+      assert.strictEqual((yield* pool.stats).pushed, 0)
       yield* close
     }))
 })

@@ -47,6 +47,12 @@ import { delayAfter, retryDelays } from "./retryDelays.js"
 
 type Failed = Extract<Outcome, { readonly _tag: "Failed" }>
 
+/** A key in use: the task holding it, and the tasks waiting for it in push order. */
+interface Lane {
+  holder: Entry
+  readonly waiting: Array<Entry>
+}
+
 const interruptedByClose = (exit: Exit.Exit<unknown, unknown> = Exit.failCause(Cause.interrupt())): Failed => ({
   _tag: "Failed",
   exit,
@@ -100,8 +106,8 @@ class Pool {
   ending = 0
   readonly retrying = new Set<Entry>()
   readonly delayed = new Set<Entry>()
-  /** Per key in use: the tasks waiting for it, in push order. A key is held while it has a lane. */
-  readonly lanes = new Map<string, Array<Entry>>()
+  /** Per key in use: the task holding it and the tasks waiting for it, in push order. */
+  readonly lanes = new Map<string, Lane>()
   parked = 0
   /** Unfinished tasks by idempotency key. */
   readonly idempotent = new Map<string, Entry>()
@@ -225,10 +231,10 @@ class Pool {
       if (lane !== undefined) {
         entry.state = State.Parked
         this.parked++
-        lane.push(entry)
+        lane.waiting.push(entry)
         return entry
       }
-      this.lanes.set(scheduling.key, [])
+      this.lanes.set(scheduling.key, { holder: entry, waiting: [] })
     }
     if (scheduling.delayMs === undefined) this.linger(entry)
     else this.delay(entry, scheduling.delayMs)
@@ -518,13 +524,15 @@ class Pool {
   /**
    * An attempt whose task was cancelled while it ran: the task ends
    * "Cancelled", unless the attempt had succeeded before the cancel landed.
-   * The attempt keeps its own failure if it failed before it was cut off.
+   * The attempt is recorded "Cancelled" when it was cut off, and keeps its
+   * own failure when it failed without being cut off (work that ignores
+   * interruption).
    */
   afterCancelledAttempt(entry: Entry, endedAtMs: number, exit: Exit.Exit<unknown, unknown>): void {
     if (Exit.isSuccess(exit)) return this.end(entry, endedAtMs, { _tag: "Succeeded", exit })
     const outcome = cancelled(exit)
     const failure = describeFailure(exit.cause)
-    this.recordFailedAttempt(entry, endedAtMs, failure.errorCode === "Interrupted" ? { ...failure, ...outcome } : failure)
+    this.recordFailedAttempt(entry, endedAtMs, Cause.hasInterrupts(exit.cause) ? { ...failure, ...outcome } : failure)
     this.end(entry, endedAtMs, outcome)
   }
 
@@ -652,16 +660,21 @@ class Pool {
     if (scheduling.idempotencyKey !== undefined && this.idempotent.get(scheduling.idempotencyKey) === entry) {
       this.idempotent.delete(scheduling.idempotencyKey)
     }
-    if (scheduling.key !== undefined) this.passKey(scheduling.key)
+    if (scheduling.key !== undefined) this.passKey(scheduling.key, entry)
   }
 
-  /** The key's holder has ended: its next task takes the key, or the key is free. */
-  passKey(key: string): void {
+  /** When the key's holder settles: its next task takes the key, or the key is free. */
+  passKey(key: string, entry: Entry): void {
     const lane = this.lanes.get(key)
-    if (lane === undefined) return
-    const next = lane.shift()
-    if (next === undefined) this.lanes.delete(key)
-    else this.unpark(next)
+    // A task that ends while waiting for the key (cancelled) never held it.
+    if (lane === undefined || lane.holder !== entry) return
+    const next = lane.waiting.shift()
+    if (next === undefined) {
+      this.lanes.delete(key)
+    } else {
+      lane.holder = next
+      this.unpark(next)
+    }
   }
 
   recordFailure(result: AnyResult): void {
@@ -715,8 +728,8 @@ class Pool {
         entry.fiber!.interruptUnsafe()
         break
       case State.Parked: {
-        const lane = this.lanes.get(entry.scheduling!.key!)!
-        lane.splice(lane.indexOf(entry), 1)
+        const waiting = this.lanes.get(entry.scheduling!.key!)!.waiting
+        waiting.splice(waiting.indexOf(entry), 1)
         this.parked--
         break
       }
@@ -809,7 +822,7 @@ class Pool {
       yield* FiberSet.clear(this.timers)
       const handed = (yield* Queue.clear(this.runQueue)).filter((entry) => entry.state === State.Handed)
       const left = [...handed, ...this.ready.drain(), ...this.retrying, ...this.delayed]
-      for (const lane of this.lanes.values()) left.push(...lane)
+      for (const lane of this.lanes.values()) left.push(...lane.waiting)
       this.lanes.clear()
       this.retrying.clear()
       this.delayed.clear()
