@@ -113,12 +113,17 @@ export const isTracing = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
   fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer && fiber.getRef(References.TracerEnabled)
 
 /** `context` with `taskId` and `taskName` added to its log annotations. */
-export const withTaskAnnotations = (context: Context.Context<unknown>, taskId: string, taskName: string) =>
-  Context.add(context, References.CurrentLogAnnotations, {
-    ...Context.get(context as Context.Context<never>, References.CurrentLogAnnotations),
-    taskId,
-    taskName
-  })
+export const withTaskAnnotations = (context: Context.Context<unknown>, taskId: string, taskName: string) => {
+  const inherited = Context.get(context as Context.Context<never>, References.CurrentLogAnnotations)
+  // Most pushers annotate nothing: then a two-field record, without copying an empty one.
+  const annotations = isEmpty(inherited) ? { taskId, taskName } : { ...inherited, taskId, taskName }
+  return Context.add(context, References.CurrentLogAnnotations, annotations)
+}
+
+const isEmpty = (record: object): boolean => {
+  for (const _ in record) return false
+  return true
+}
 
 /** Records how an attempt or a task came out on its span. */
 export const annotateOutcome = (span: Tracer.Span, exit: Exit.Exit<unknown, unknown>, errorCode?: string): void => {
