@@ -279,8 +279,13 @@ describe("createTaskPool", () => {
     it("runs higher priorities first and tasks of one key one at a time", async () => {
       await using pool = createTaskPool(fast)
       const gate = signalled()
+      const blocking = signalled()
       const started: Array<string> = []
-      const blocker = pool.push(() => gate.promise)
+      const blocker = pool.push(() => {
+        blocking.resolve()
+        return gate.promise
+      })
+      await blocking.promise
       const pushes = [
         pool.push(async () => void started.push("low"), { priority: 0 }),
         pool.push(async () => void started.push("high"), { priority: 5 })

@@ -125,4 +125,51 @@ describe("regressions", () => {
         if (error._tag === "Success") assert.deepStrictEqual((error.success as TaskPoolConfigError).fields, ["lingerMs"])
       }
     }))
+
+  const recording = (started: Array<string>) => (name: string) =>
+    Task.make({ name, execute: Effect.andThen(Effect.sync(() => void started.push(name)), Effect.sleep(50)) })
+
+  it.effect("a woken worker picks the highest priority even when the pool grows and shrinks at that instant (a handed task was put back behind lower ones)", () =>
+    Effect.gen(function*() {
+      const { close, pool } = yield* openPool({ maxIoWorkerNum: 1, lingerMs: 100 })
+      const started: Array<string> = []
+      const task = recording(started)
+      yield* pool.pause
+      yield* pool.push(task("high"), { priority: 1, delay: 0 })
+      yield* pool.push(task("mid"), { priority: 0, delay: 0 })
+      yield* pool.push(task("low"), { priority: -1, delay: 0 })
+      const controls = yield* Effect.forkChild(Effect.gen(function*() {
+        yield* Effect.sleep(10)
+        yield* pool.resume // wakes the idle worker
+        yield* Effect.orDie(pool.resize(3)) // two more workers
+        yield* Effect.sleep(0)
+        yield* Effect.orDie(pool.resize(1)) // back to one, before any worker has run
+      }))
+      yield* TestClock.adjust(1_000)
+      yield* Fiber.join(controls)
+      yield* close
+      assert.deepStrictEqual(started, ["high", "mid", "low"])
+    }))
+
+  it.effect("workers woken and paused again at one instant keep the order the tasks became ready in (put-back tasks came back reversed)", () =>
+    Effect.gen(function*() {
+      const { close, pool } = yield* openPool({ maxIoWorkerNum: 2, lingerMs: 100 })
+      const started: Array<string> = []
+      const task = recording(started)
+      yield* pool.pause
+      yield* pool.push(task("first"), { delay: 0 })
+      yield* pool.push(task("second"), { delay: 0 })
+      const controls = yield* Effect.forkChild(Effect.gen(function*() {
+        yield* Effect.sleep(10)
+        yield* pool.resume // wakes both idle workers
+        yield* pool.pause // paused again before either has run
+        yield* Effect.sleep(10)
+        yield* Effect.orDie(pool.resize(1))
+        yield* pool.resume
+      }))
+      yield* TestClock.adjust(1_000)
+      yield* Fiber.join(controls)
+      yield* close
+      assert.deepStrictEqual(started, ["first", "second"])
+    }))
 })

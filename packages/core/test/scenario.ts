@@ -13,13 +13,24 @@
  * result, stats sampled over time, what the failure queue gave. `checkScenario`
  * then applies one family of invariants (`checkPushes`, `checkEnds`,
  * `checkStats`, `checkWorkers`, `checkFailureQueue`, `checkClose`) to that record.
+ *
+ * A `SchedulingScenario` adds the scheduling controls as random dimensions:
+ * per-task push options (priority, delay, a key from a small set so lanes
+ * collide, an idempotency key from a small set so duplicates happen), a
+ * cancel of the push's handle at a random instant, a custom retry schedule;
+ * and per scenario pause / resume / resize at random instants, a rate limit
+ * and retry jitter. The same `check*` families apply to both (their
+ * predictions are relaxed only where a scheduling control makes them
+ * uncertain: a cancel's instant, a jittered wait, a paused or rate-limited or
+ * resized pool), and `checkIdempotency`, `checkCancels`, `checkLimits`,
+ * `checkKeys` and `checkPriority` check the controls themselves.
  */
 import { assert } from "@effect/vitest"
-import { Cause, Effect, Exit, Fiber, Schema, Stream } from "effect"
+import { Cause, Effect, Exit, Fiber, Random, Schedule, Schema, Stream } from "effect"
 import type { Clock, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { PoolClosedError, PoolFullError, Task, TaskTimeoutError } from "../src/index.js"
-import type { TaskHandle, TaskPoolConfigInput, TaskPoolStats, TaskResult } from "../src/index.js"
+import type { PushOptions, TaskHandle, TaskPoolConfigInput, TaskPoolStats, TaskResult } from "../src/index.js"
 import { openPool } from "./utils.js"
 
 // ── run counts and seed (`npm run fuzz`) ───────────────────────────────────
@@ -139,13 +150,131 @@ export const LimitedScenario = Schema.Struct({
 
 export const Scenario = Schema.Union([SafeScenario, LimitedScenario])
 export type Scenario = typeof Scenario.Type
-export type TaskSpec = Scenario["tasks"][number]
 export type ConfigSpec = typeof ConfigSpec.Type
 
-export const configOf = (scenario: Scenario): TaskPoolConfigInput => ({
-  ...scenario.config,
-  ...(scenario.close === "limited" ? { shutdownTimeoutMs: scenario.shutdownTimeoutMs } : {})
+// ── the scheduling dimensions (SchedulingScenario) ─────────────────────────
+
+/**
+ * A push's options; each field absent half the time. Keys and idempotency
+ * keys come from small sets, so lanes collide and duplicates happen.
+ */
+const PushOptionsSpec = Schema.Struct({
+  priority: Schema.NullOr(int(-2, 2)),
+  /** `null`: no delay (the task lingers); 0 is a delay too (no linger). */
+  delayMs: Schema.NullOr(oftenZero(600)),
+  key: Schema.NullOr(Schema.Literals(["a", "b"])),
+  idempotencyKey: Schema.NullOr(Schema.Literals(["x", "y"]))
 })
+export type PushOptionsSpec = typeof PushOptionsSpec.Type
+
+/**
+ * A task's `retrySchedule`: `Schedule.spaced(ms)` or `Schedule.exponential(ms)`
+ * (ms, 2 ms, 4 ms, ...), with at most `times` retries (`Schedule.recurs`) when given.
+ */
+const RetryScheduleSpec = Schema.Struct({
+  kind: Schema.Literals(["spaced", "exponential"]),
+  ms: oftenZero(300),
+  times: Schema.NullOr(int(0, 3))
+})
+export type RetryScheduleSpec = typeof RetryScheduleSpec.Type
+
+const schedulingTaskSpec = <K extends ReadonlyArray<AttemptKind>>(kinds: K) =>
+  Schema.Struct({
+    ...taskSpec(kinds).fields,
+    /** `null`: pushed without options. */
+    options: Schema.NullOr(PushOptionsSpec),
+    /** Cancel the handle this push returned this long after the push returned (often after the task ended). */
+    cancelAfterMs: Schema.NullOr(int(0, 3000)),
+    retrySchedule: Schema.NullOr(RetryScheduleSpec)
+  })
+
+/** One call on the pool, after a pause of `gapMs` from the previous one: pause, resume, or resize to n. */
+const ControlSpec = Schema.Struct({
+  gapMs: oftenZero(1500),
+  action: Schema.Union([Schema.Literals(["pause", "resume"]), int(1, 6)])
+})
+export type ControlAction = (typeof ControlSpec.Type)["action"]
+
+const schedulingCommon = {
+  rateLimit: Schema.NullOr(Schema.Struct({ limit: int(1, 4), intervalMs: int(1, 800) })),
+  /**
+   * `null`: no `retryJitter`. Else jitter on, with the pool's `Random`
+   * seeded with this number, or always drawing 0 ("low") or just under 1 ("high").
+   */
+  jitter: Schema.NullOr(Schema.Union([Schema.Literals(["low", "high"]), int(0, 1_000_000)])),
+  controls: Schema.Array(ControlSpec).check(Schema.isMaxLength(6))
+}
+
+export const SchedulingSafeScenario = Schema.Struct({
+  close: Schema.Literal("safe"),
+  ...common,
+  ...schedulingCommon,
+  tasks: Schema.Array(schedulingTaskSpec(safeAttemptKinds)).check(Schema.isMaxLength(16))
+})
+
+export const SchedulingLimitedScenario = Schema.Struct({
+  close: Schema.Literal("limited"),
+  shutdownTimeoutMs: oftenZero(3000),
+  ...common,
+  ...schedulingCommon,
+  tasks: Schema.Array(schedulingTaskSpec(limitedAttemptKinds)).check(Schema.isMaxLength(16))
+})
+
+export const SchedulingScenario = Schema.Union([SchedulingSafeScenario, SchedulingLimitedScenario])
+export type SchedulingScenario = typeof SchedulingScenario.Type
+
+/** What `runScenario` and the checks take: a plain scenario or one with scheduling controls. */
+export type AnyScenario = Scenario | SchedulingScenario
+export type TaskSpec = AnyScenario["tasks"][number]
+
+/** A task's scheduling dimensions; all `null` in a plain scenario. */
+export interface TaskScheduling {
+  readonly options: PushOptionsSpec | null
+  readonly cancelAfterMs: number | null
+  readonly retrySchedule: RetryScheduleSpec | null
+}
+
+/** A scenario's scheduling dimensions; none in a plain scenario. */
+export interface ScenarioScheduling {
+  readonly rateLimit: { readonly limit: number; readonly intervalMs: number } | null
+  readonly jitter: "low" | "high" | number | null
+  readonly controls: ReadonlyArray<{ readonly gapMs: number; readonly action: ControlAction }>
+}
+
+const noTaskScheduling: TaskScheduling = { options: null, cancelAfterMs: null, retrySchedule: null }
+const noScheduling: ScenarioScheduling = { rateLimit: null, jitter: null, controls: [] }
+
+export const taskSchedulingOf = (spec: TaskSpec): TaskScheduling => "options" in spec ? spec : noTaskScheduling
+export const schedulingOf = (scenario: AnyScenario): ScenarioScheduling => "controls" in scenario ? scenario : noScheduling
+
+export const configOf = (scenario: AnyScenario): TaskPoolConfigInput => {
+  const { jitter, rateLimit } = schedulingOf(scenario)
+  return {
+    ...scenario.config,
+    ...(scenario.close === "limited" ? { shutdownTimeoutMs: scenario.shutdownTimeoutMs } : {}),
+    ...(rateLimit === null ? {} : { rateLimit }),
+    ...(jitter === null ? {} : { retryJitter: true })
+  }
+}
+
+/** The options `push` gets for this task: `undefined` for none. */
+export const pushOptionsOf = (options: PushOptionsSpec | null): PushOptions | undefined =>
+  options === null ? undefined : {
+    ...(options.priority === null ? {} : { priority: options.priority }),
+    ...(options.delayMs === null ? {} : { delay: options.delayMs }),
+    ...(options.key === null ? {} : { key: options.key }),
+    ...(options.idempotencyKey === null ? {} : { idempotencyKey: options.idempotencyKey })
+  }
+
+/** The task's `retrySchedule`. */
+export const retryScheduleOf = (spec: RetryScheduleSpec): Schedule.Schedule<unknown, unknown> => {
+  const base: Schedule.Schedule<unknown, unknown> = spec.kind === "spaced" ? Schedule.spaced(spec.ms) : Schedule.exponential(spec.ms)
+  return spec.times === null ? base : Schedule.max([base, Schedule.recurs(spec.times)])
+}
+
+/** The wait a retry schedule gives after failed attempt n (its n-th step), or `undefined` once it is done. */
+export const scheduledWait = (spec: RetryScheduleSpec, n: number): number | undefined =>
+  spec.times !== null && n > spec.times ? undefined : spec.kind === "spaced" ? spec.ms : spec.ms * 2 ** (n - 1)
 
 // ── the tasks' behaviour ───────────────────────────────────────────────────
 
@@ -203,6 +332,11 @@ export interface AttemptRecord {
   readonly start: number
   end: number | undefined
   exit: Exit.Exit<unknown, unknown> | undefined
+  /** The pool's stats at the very step the attempt started: the worker limit in force, and whether it was paused. */
+  readonly limitAtStart: number
+  readonly pausedAtStart: boolean
+  /** Attempts running as it started, itself included (never more than the pool counts). */
+  readonly runningAtStart: number
 }
 
 export interface CallbackRecord {
@@ -213,21 +347,33 @@ export interface CallbackRecord {
   how: "returned" | "failed" | "died" | "threw" | "interrupted" | undefined
 }
 
-export type PushOutcome = "accepted" | "closed" | "full" | "interrupted" | "other"
+/** "duplicate": the push returned the handle of a task an earlier push (with the same idempotency key) made. */
+export type PushOutcome = "accepted" | "duplicate" | "closed" | "full" | "interrupted" | "other"
+
+export interface CancelRecord {
+  /** When `cancel` was called, and when it returned. */
+  readonly at: number
+  returnedAt: number | undefined
+}
 
 export interface TaskRecord {
   readonly index: number
   readonly name: string
   readonly spec: TaskSpec
+  readonly scheduling: TaskScheduling
   pushStartedAt: number | undefined
   pushEndedAt: number | undefined
   pushOutcome: PushOutcome | undefined
   pushError: unknown
   handle: TaskHandle<unknown, unknown> | undefined
+  /** The task the handle belongs to: this one when accepted, the earlier push's when a duplicate. */
+  owner: TaskRecord | undefined
   readonly attempts: Array<AttemptRecord>
   readonly callbacks: Array<CallbackRecord>
   /** The handle's `result`, once it completed, and when. */
   handleResult: { readonly result: TaskResult<unknown, unknown>; readonly at: number } | undefined
+  /** The cancel of the handle this push returned, when the scenario asks for one. */
+  cancel: CancelRecord | undefined
 }
 
 export interface StatsSample {
@@ -237,8 +383,21 @@ export interface StatsSample {
   readonly callbacksRunning: number
 }
 
+/** A pause, resume or resize, and when it was made (in the order made). */
+export interface ControlRecord {
+  readonly action: ControlAction
+  readonly at: number
+}
+
+/** A number the pool drew from its `Random` (retry jitter), and when. */
+export interface Draw {
+  readonly at: number
+  readonly value: number
+}
+
 export interface Report {
-  readonly scenario: Scenario
+  readonly scenario: AnyScenario
+  readonly scheduling: ScenarioScheduling
   readonly tasks: ReadonlyArray<TaskRecord>
   readonly closeStartedAt: number | undefined
   readonly closedAt: number | undefined
@@ -249,38 +408,72 @@ export interface Report {
   /** What was left in the failure queue after the close (read to its end). */
   readonly unread: ReadonlyArray<TaskResult<unknown, unknown>> | undefined
   readonly finalStats: TaskPoolStats
+  readonly controls: ReadonlyArray<ControlRecord>
+  readonly draws: ReadonlyArray<Draw>
 }
 
 /**
  * Long enough for any scenario: at most 16 tasks × 5 attempts × (~1.4 s
- * attempt + 1.5 s backoff) + callbacks on one worker, after a close at 5 s.
+ * attempt + 1.5 s backoff, or 0.8 s of rate limit) + callbacks on one worker,
+ * after a close at 5 s.
  */
 export const horizonMs = 1_000_000
 
 // ── running a scenario ─────────────────────────────────────────────────────
+
+const constantRandom = (value: number): Random.Random => ({ nextDoubleUnsafe: () => value, nextIntUnsafe: () => 0 })
+
+/** The pool's `Random` for retry jitter: seeded or constant, recording every draw. */
+const jitterRandom = (jitter: "low" | "high" | number, draws: Array<Draw>, now: () => number): Effect.Effect<Random.Random> =>
+  Effect.map(
+    jitter === "low"
+      ? Effect.succeed(constantRandom(0))
+      : jitter === "high"
+      ? Effect.succeed(constantRandom(1 - 2 ** -30))
+      : Effect.gen(function*() {
+        return yield* Random.Random
+      }).pipe(Random.withSeed(jitter)),
+    (random): Random.Random => ({
+      nextIntUnsafe: () => random.nextIntUnsafe(),
+      nextDoubleUnsafe: () => {
+        const value = random.nextDoubleUnsafe()
+        draws.push({ at: now(), value })
+        return value
+      }
+    })
+  )
 
 /**
  * Plays the scenario on a fresh pool under the `TestClock` (it must be
  * provided, as `it.effect` does) and returns what happened. Never hangs: a
  * close that does not return within `horizonMs` is reported as not returned.
  */
-export const runScenario = (scenario: Scenario): Effect.Effect<Report, unknown, Scope.Scope> =>
+export const runScenario = (scenario: AnyScenario): Effect.Effect<Report, unknown, Scope.Scope> =>
   Effect.gen(function*() {
     const clock = yield* Effect.clockWith((clock: Clock.Clock) => Effect.succeed(clock))
     const now = () => clock.currentTimeMillisUnsafe()
-    const { close, pool } = yield* openPool(configOf(scenario))
-    const tasks: Array<TaskRecord> = scenario.tasks.map((spec, index) => ({
+    const scheduling = schedulingOf(scenario)
+    const draws: Array<Draw> = []
+    const controls: Array<ControlRecord> = []
+    const opening = openPool(configOf(scenario))
+    const { close, pool } = yield* (scheduling.jitter === null
+      ? opening
+      : Effect.flatMap(jitterRandom(scheduling.jitter, draws, now), (random) => Effect.provideService(opening, Random.Random, random)))
+    const tasks: Array<TaskRecord> = scenario.tasks.map((spec: TaskSpec, index) => ({
       index,
       name: `t${index}`,
       spec,
+      scheduling: taskSchedulingOf(spec),
       pushStartedAt: undefined,
       pushEndedAt: undefined,
       pushOutcome: undefined,
       pushError: undefined,
       handle: undefined,
+      owner: undefined,
       attempts: [],
       callbacks: [],
-      handleResult: undefined
+      handleResult: undefined,
+      cancel: undefined
     }))
     let attemptsRunning = 0
     let callbacksRunning = 0
@@ -293,9 +486,21 @@ export const runScenario = (scenario: Scenario): Effect.Effect<Report, unknown, 
       Effect.suspend(() => {
         const number = task.attempts.length + 1
         const { kind, ms } = task.spec.attempts[Math.min(number, task.spec.attempts.length) - 1]!
-        const record: AttemptRecord = { number, kind, ms, start: now(), end: undefined, exit: undefined }
-        task.attempts.push(record)
         peakAttemptsRunning = Math.max(peakAttemptsRunning, ++attemptsRunning)
+        // Read in the very step the worker started the attempt: nothing else ran in between.
+        const stats = Effect.runSync(pool.stats)
+        const record: AttemptRecord = {
+          number,
+          kind,
+          ms,
+          start: now(),
+          end: undefined,
+          exit: undefined,
+          limitAtStart: stats.maxIoWorkerNum,
+          pausedAtStart: stats.paused,
+          runningAtStart: attemptsRunning
+        }
+        task.attempts.push(record)
         const message = `${task.name} attempt ${number}`
         const act: Effect.Effect<string, TaskError> = (() => {
           switch (kind) {
@@ -375,14 +580,27 @@ export const runScenario = (scenario: Scenario): Effect.Effect<Report, unknown, 
         onSuccess: callbackOf(task, "onSuccess"),
         onFail: callbackOf(task, "onFail"),
         retryable,
-        ...(task.spec.timeoutMs === null ? {} : { timeout: task.spec.timeoutMs })
+        ...(task.spec.timeoutMs === null ? {} : { timeout: task.spec.timeoutMs }),
+        ...(task.scheduling.retrySchedule === null ? {} : { retrySchedule: retryScheduleOf(task.scheduling.retrySchedule) })
       })
+
+    const cancelLater = (task: TaskRecord, handle: TaskHandle<unknown, unknown>, afterMs: number) =>
+      // Detached: the pusher may be done long before.
+      Effect.forkDetach(Effect.gen(function*() {
+        yield* Effect.sleep(afterMs)
+        const record: CancelRecord = { at: now(), returnedAt: undefined }
+        task.cancel = record
+        yield* handle.cancel
+        record.returnedAt = now()
+      }))
 
     const pushOne = (task: TaskRecord) =>
       Effect.gen(function*() {
         yield* Effect.sleep(task.spec.push.gapMs)
         task.pushStartedAt = now()
-        const fiber = yield* Effect.forkChild(pool.push(taskOf(task)), { startImmediately: true })
+        const fiber = yield* Effect.forkChild(pool.push(taskOf(task), pushOptionsOf(task.scheduling.options)), {
+          startImmediately: true
+        })
         const interruptAfterMs = task.spec.push.interruptAfterMs
         if (interruptAfterMs !== null) {
           yield* Effect.forkChild(Effect.andThen(Effect.sleep(interruptAfterMs), Fiber.interrupt(fiber)), {
@@ -398,6 +616,7 @@ export const runScenario = (scenario: Scenario): Effect.Effect<Report, unknown, 
             Effect.sync(() => {
               task.handleResult = { result: result as TaskResult<unknown, unknown>, at: now() }
             })))
+          if (task.scheduling.cancelAfterMs !== null) yield* cancelLater(task, task.handle, task.scheduling.cancelAfterMs)
         } else if (Cause.hasInterruptsOnly(exit.cause)) {
           task.pushOutcome = "interrupted"
         } else {
@@ -428,6 +647,20 @@ export const runScenario = (scenario: Scenario): Effect.Effect<Report, unknown, 
         })
       ))
 
+    // Pause, resume and resize, one after the other.
+    yield* Effect.forkChild(
+      Effect.forEach(scheduling.controls, ({ action, gapMs }) =>
+        Effect.gen(function*() {
+          yield* Effect.sleep(gapMs)
+          const at = now()
+          if (action === "pause") yield* pool.pause
+          else if (action === "resume") yield* pool.resume
+          else yield* Effect.orDie(pool.resize(action))
+          controls.push({ action, at })
+        }), { discard: true }),
+      { startImmediately: true }
+    )
+
     // Detached: a close that never returns must not hold the test's scope.
     yield* Effect.forkDetach(
       Effect.gen(function*() {
@@ -452,6 +685,22 @@ export const runScenario = (scenario: Scenario): Effect.Effect<Report, unknown, 
     yield* TestClock.adjust(horizonMs)
 
     for (const pusher of pushers) yield* Fiber.await(pusher)
+    // Who owns each handle: the push whose task the handle's result names; the others with it are duplicates.
+    const byTaskId = new Map<string, Array<TaskRecord>>()
+    for (const task of tasks) {
+      if (task.handle === undefined) continue
+      const group = byTaskId.get(task.handle.taskId) ?? []
+      group.push(task)
+      byTaskId.set(task.handle.taskId, group)
+    }
+    for (const group of byTaskId.values()) {
+      const owner = group.find((t) => t.handleResult?.result.name === t.name) ??
+        group.find((t) => t.attempts.length > 0 || t.callbacks.length > 0) ?? group[0]!
+      for (const task of group) {
+        task.owner = owner
+        if (task !== owner) task.pushOutcome = "duplicate"
+      }
+    }
     let unread: Array<TaskResult<unknown, unknown>> | undefined
     if (closedAt !== undefined) {
       for (const reader of readers) yield* Fiber.await(reader)
@@ -461,6 +710,7 @@ export const runScenario = (scenario: Scenario): Effect.Effect<Report, unknown, 
     }
     return {
       scenario,
+      scheduling,
       tasks,
       closeStartedAt,
       closedAt,
@@ -468,7 +718,9 @@ export const runScenario = (scenario: Scenario): Effect.Effect<Report, unknown, 
       samples,
       reads,
       unread,
-      finalStats: yield* pool.stats
+      finalStats: yield* pool.stats,
+      controls,
+      draws
     }
   })
 
@@ -483,7 +735,8 @@ const closeOf = (report: Report) => {
     const unfinished = report.tasks.filter((t) => t.pushOutcome === "accepted" && t.handleResult === undefined)
     assert.fail(
       `the ${scenario.close} close started at ${startedAt} never returned; unfinished: ` +
-        `${unfinished.map((t) => t.name).join(", ") || "none"}; stats ${JSON.stringify(report.finalStats)}`
+        `${unfinished.map((t) => t.name).join(", ") || "none"}; stats ${JSON.stringify(report.finalStats)}; ` +
+        `controls ${JSON.stringify(report.controls)}`
     )
   }
   /** After the deadline of a limited close, whatever is left ends "Interrupted". */
@@ -491,12 +744,162 @@ const closeOf = (report: Report) => {
   return { startedAt, closedAt: report.closedAt!, deadline }
 }
 
+/** The pushes that made a task: one per task in the pool (a duplicate push made none). */
 const acceptedOf = (report: Report) => report.tasks.filter((t) => t.pushOutcome === "accepted")
 
 const describeTask = (task: TaskRecord) => `${task.name} ${JSON.stringify(task.spec)}`
 
+const priorityOf = (task: TaskRecord): number => task.scheduling.options?.priority ?? 0
+/** `null`: pushed without a delay (it lingers, unless parked behind its key). */
+const delayOf = (task: TaskRecord): number | null => task.scheduling.options?.delayMs ?? null
+const keyOf = (task: TaskRecord): string | null => task.scheduling.options?.key ?? null
+const idempotencyKeyOf = (task: TaskRecord): string | null => task.scheduling.options?.idempotencyKey ?? null
+/** An accepted push returns at the instant the pool accepted it. */
+const createdAtOf = (task: TaskRecord): number => task.pushEndedAt!
+/** When its handle's result completed (after its callback): the task released its key and idempotency key. */
+const settledAtOf = (task: TaskRecord): number => task.handleResult?.at ?? Infinity
+
+/** The cancels of an accepted task's handle, made through any push that returned it. */
+const cancelsOf = (report: Report, task: TaskRecord): ReadonlyArray<CancelRecord> =>
+  report.tasks.flatMap((t) => t.owner === task && t.cancel !== undefined ? [t.cancel] : [])
+
+/** `maxRetryTimes + 1`, or fewer when the task's retry schedule allows fewer retries. */
+const maxAttemptsOfTask = (config: ConfigSpec, task: TaskRecord): number => {
+  const times = task.scheduling.retrySchedule?.times ?? null
+  return Math.min(maxAttemptsOf(config), times === null ? Infinity : times + 1)
+}
+
+/**
+ * The wait before attempt n + 1, after attempt n failed at `end`: the retry
+ * schedule's step, else the formula; with jitter anywhere in [0, formula],
+ * at least the smallest draw made at `end` gives.
+ */
+const retryWait = (report: Report, task: TaskRecord, n: number, end: number): { readonly min: number; readonly max: number } => {
+  const schedule = task.scheduling.retrySchedule
+  if (schedule !== null) {
+    const wait = scheduledWait(schedule, n) ?? Infinity
+    return { min: wait, max: wait }
+  }
+  const formula = backoffAfter(report.scenario.config, n)
+  if (report.scheduling.jitter === null) return { min: formula, max: formula }
+  const drawn = report.draws.filter((d) => d.at === end).map((d) => Math.floor(d.value * (formula + 1)))
+  return { min: drawn.length === 0 ? 0 : Math.min(...drawn), max: formula }
+}
+
+interface Timeline {
+  readonly startedAt: number
+  readonly deadline: number
+  /** Whether the pool is paused once everything at instant t has happened. */
+  readonly pausedAfter: (t: number) => boolean
+  /** The worker limit once everything at instant t has happened. */
+  readonly limitAfter: (t: number) => number
+  /** The highest worker limit in force up to t. */
+  readonly maxLimitUpTo: (t: number) => number
+  /** Attempts running once everything at instant t has happened. */
+  readonly runningAt: (t: number) => number
+  /** Whether the rate limit's window is full once everything at instant t has happened. */
+  readonly rateFullAt: (t: number) => boolean
+  readonly attempts: ReadonlyArray<readonly [TaskRecord, AttemptRecord]>
+  /** Every attempt start, in order. */
+  readonly starts: ReadonlyArray<number>
+}
+
+const timelines = new WeakMap<Report, Timeline>()
+
+const timelineOf = (report: Report): Timeline => {
+  const cached = timelines.get(report)
+  if (cached !== undefined) return cached
+  const { config } = report.scenario
+  const { deadline, startedAt } = closeOf(report)
+  const toggles = report.controls.filter((c) => c.action === "pause" || c.action === "resume")
+  const resizes = report.controls.flatMap((c) => typeof c.action === "number" ? [[c.at, c.action] as const] : [])
+  const attempts = report.tasks.flatMap((task) => task.attempts.map((a) => [task, a] as const))
+  const starts = attempts.map(([, a]) => a.start).sort((a, b) => a - b)
+  const rate = report.scheduling.rateLimit
+  const timeline: Timeline = {
+    startedAt,
+    deadline,
+    // The close resumes dispatch, and a pause once it has begun does nothing.
+    pausedAfter: (t) => t < startedAt && toggles.filter((c) => c.at <= t).at(-1)?.action === "pause",
+    limitAfter: (t) => resizes.filter(([at]) => at <= t).at(-1)?.[1] ?? config.maxIoWorkerNum,
+    maxLimitUpTo: (t) => Math.max(config.maxIoWorkerNum, ...resizes.filter(([at]) => at <= t).map(([, n]) => n)),
+    runningAt: (t) => attempts.filter(([, a]) => a.start <= t && t < (a.end ?? Infinity)).length,
+    rateFullAt: (t) => rate !== null && starts.filter((s) => s > t - rate.intervalMs && s <= t).length >= rate.limit,
+    attempts,
+    starts
+  }
+  timelines.set(report, timeline)
+  return timeline
+}
+
+/**
+ * When an accepted task's first attempt may become ready to start, at the
+ * earliest and at the latest: its delay's end, else its linger batch's flush
+ * (by `lingerMs` after its push, or the close's start); behind its key, once
+ * the task holding the key settled. The key passes no later than every task
+ * of the key pushed before it has settled (or, cancelled while waiting for
+ * the key, left the lane), and no earlier than every one of them that ran
+ * (so held the key) has settled; pushes of one key at one instant are in an
+ * unknown order, so the bounds cover both.
+ */
+const firstReadyOf = (report: Report, timeline: Timeline, task: TaskRecord): { readonly lo: number; readonly hi: number } => {
+  const created = createdAtOf(task)
+  const delay = delayOf(task)
+  const free = delay === null
+    ? { lo: created, hi: Math.min(created + report.scenario.config.lingerMs, timeline.startedAt) }
+    : { lo: created + delay, hi: created + delay }
+  const key = keyOf(task)
+  if (key === null) return free
+  const others = acceptedOf(report).filter((o) => o !== task && keyOf(o) === key && createdAtOf(o) <= created)
+  const heldBefore = others.filter((o) => createdAtOf(o) < created && o.attempts.length > 0)
+  const cases: Array<{ readonly lo: number; readonly hi: number }> = []
+  if (heldBefore.every((o) => settledAtOf(o) <= created)) cases.push(free)
+  if (others.some((o) => settledAtOf(o) >= created)) {
+    const lo = Math.max(created, ...heldBefore.map(settledAtOf))
+    const hi = Math.max(created, ...others.map(settledAtOf))
+    cases.push(delay === null ? { lo, hi } : { lo: Math.max(lo, created + delay), hi: Math.max(hi, created + delay) })
+  }
+  return { lo: Math.min(...cases.map((c) => c.lo)), hi: Math.max(...cases.map((c) => c.hi)) }
+}
+
+/** A stretch in which an accepted task waits to start an attempt: ready from [lo, hi] on, until `until`. */
+interface Wait {
+  readonly task: TaskRecord
+  readonly what: string
+  readonly lo: number
+  readonly hi: number
+  /** When the attempt started, or the task ended without it. */
+  readonly until: number
+  readonly attempt: AttemptRecord | undefined
+}
+
+const waitsOf = (report: Report, timeline: Timeline, task: TaskRecord): ReadonlyArray<Wait> => {
+  const result = task.handleResult?.result
+  if (result === undefined) return []
+  const made = task.attempts
+  const first = firstReadyOf(report, timeline, task)
+  const waits: Array<Wait> = [{ task, what: "attempt 1", ...first, until: made[0]?.start ?? result.completedAtMs, attempt: made[0] }]
+  const retryAfter = (previous: AttemptRecord, until: number, attempt: AttemptRecord | undefined) => {
+    const wait = retryWait(report, task, previous.number, previous.end!)
+    waits.push({ task, what: `attempt ${previous.number + 1}`, lo: previous.end! + wait.min, hi: previous.end! + wait.max, until, attempt })
+  }
+  made.slice(0, -1).forEach((a, i) => retryAfter(a, made[i + 1]!.start, made[i + 1]))
+  const last = made.at(-1)
+  // Waiting for a retry when the limited close or a cancel ended it.
+  if (
+    last !== undefined && last.end! < result.completedAtMs &&
+    (result.errorCode === "Interrupted" || result.errorCode === "Cancelled")
+  ) retryAfter(last, result.completedAtMs, undefined)
+  return waits
+}
+
 /** The `errorCode`(s) the pool may record for an attempt, from the attempt's own exit and timing. */
-const observedCodes = (scenario: Scenario, task: TaskRecord, attempt: AttemptRecord, deadline: number): ReadonlyArray<string | undefined> => {
+const observedCodes = (
+  report: Report,
+  task: TaskRecord,
+  attempt: AttemptRecord,
+  deadline: number
+): ReadonlyArray<string | undefined> => {
   const exit = attempt.exit!
   if (Exit.isSuccess(exit)) return [undefined]
   const reasons = exit.cause.reasons
@@ -504,20 +907,24 @@ const observedCodes = (scenario: Scenario, task: TaskRecord, attempt: AttemptRec
   if (fail !== undefined) return [(fail.error as TaskError)._tag]
   if (reasons.some(Cause.isDieReason)) return ["Defect"]
   const timeoutMs = task.spec.timeoutMs
-  const timedOut = timeoutMs !== null && attempt.end! - attempt.start === timeoutMs
-  const cutByClose = scenario.close === "limited" && attempt.end === deadline
-  // An attempt that hit its timeout at the very instant the limited close cut it off may be either.
-  return timedOut && cutByClose ? ["Timeout", "Interrupted"] : timedOut ? ["Timeout"] : ["Interrupted"]
+  // Interrupted: by its timeout, the limited close, or a cancel; at one instant, any of them.
+  const codes: Array<string> = []
+  if (timeoutMs !== null && attempt.end! - attempt.start === timeoutMs) codes.push("Timeout")
+  if (report.scenario.close === "limited" && attempt.end === deadline) codes.push("Interrupted")
+  if (cancelsOf(report, task).some((c) => c.at === attempt.end)) codes.push("Cancelled")
+  return codes.length === 0 ? ["Interrupted"] : codes
 }
 
 const isRetryableCode = (codes: ReadonlyArray<string | undefined>) =>
   codes.some((code) => code !== undefined && retryableCodes.has(code))
 
 /**
- * Every push ended: accepted, or refused with `PoolClosedError` (only once the
- * close started) or `PoolFullError` (after exactly `maxBlockMs`), or
- * interrupted (when asked). A push that failed or was interrupted left no
- * trace: its task never ran and no callback ran for it.
+ * Every push ended: accepted, or a duplicate (the handle of the unfinished
+ * task pushed with the same idempotency key), or refused with
+ * `PoolClosedError` (only once the close started) or `PoolFullError` (after
+ * exactly `maxBlockMs`), or interrupted (when asked). A push that failed, was
+ * interrupted or was a duplicate left no trace: its task never ran and no
+ * callback ran for it.
  */
 export const checkPushes = (report: Report): void => {
   const { config } = report.scenario
@@ -541,6 +948,14 @@ export const checkPushes = (report: Report): void => {
       case "interrupted":
         assert.strictEqual(waited, task.spec.push.interruptAfterMs, `${task.name}: push interrupted at the wrong time`)
         break
+      case "duplicate": {
+        const owner = task.owner!
+        const key = idempotencyKeyOf(task)
+        assert.isNotNull(key, `${task.name}: got the handle of ${owner.name} without an idempotency key`)
+        assert.strictEqual(idempotencyKeyOf(owner), key, `${task.name}: got the handle of ${owner.name}, pushed with another idempotency key`)
+        assert.strictEqual(owner.pushOutcome, "accepted")
+        break
+      }
       case "accepted":
         break
     }
@@ -557,19 +972,23 @@ export const checkPushes = (report: Report): void => {
  * Every accepted push ended exactly once: its handle's result completed, after
  * its one callback (the right one) had seen that very result. Its attempts
  * are as the spec and the config say: each attempt did what its spec says
- * within its timeout; at most `maxRetryTimes + 1`; retried only after a
- * retryable failure and never before `min(base * 2^(n-1), max)` after attempt
- * n ended; the result keeps the newest `maxReservedAttempts`, numbered
- * consecutively, with the observed times and codes; and it ended as its last
- * attempt says (or "Interrupted" by a limited close, with retries left).
+ * within its timeout (unless a cancel or the limited close cut it off); at
+ * most `maxRetryTimes + 1` (fewer if its retry schedule says so); retried only
+ * after a retryable failure and never before its wait (the formula
+ * `min(base * 2^(n-1), max)` after attempt n, the retry schedule's step, or
+ * with jitter at least what the draw gave); the result keeps the newest
+ * `maxReservedAttempts`, numbered consecutively, with the observed times and
+ * codes; and it ended as its last attempt says, or "Interrupted" by a
+ * limited close with retries left, or "Cancelled" at the instant of a cancel.
  */
 export const checkEnds = (report: Report): void => {
   const { scenario } = report
   const { config } = scenario
   const { deadline } = closeOf(report)
-  const maxAttempts = maxAttemptsOf(config)
   for (const task of acceptedOf(report)) {
     const where = describeTask(task)
+    const maxAttempts = maxAttemptsOfTask(config, task)
+    const cancelAts = cancelsOf(report, task).map((c) => c.at)
     assert.isDefined(task.handleResult, `${where}: its handle's result never completed`)
     const result = task.handleResult!.result
     assert.strictEqual(task.callbacks.length, 1, `${where}: its callback ran ${task.callbacks.length} times`)
@@ -590,7 +1009,7 @@ export const checkEnds = (report: Report): void => {
     const made = task.attempts
     for (const attempt of made) assert.isDefined(attempt.end, `${where}: attempt ${attempt.number} never ended`)
     assert.strictEqual(result.attemptCount, made.length, `${where}: attemptCount ${result.attemptCount}, ${made.length} made`)
-    assert.isAtMost(result.attemptCount, maxAttempts, `${where}: more than maxRetryTimes + 1 attempts`)
+    assert.isAtMost(result.attemptCount, maxAttempts, `${where}: more than ${maxAttempts} attempts (maxRetryTimes + 1, or its retry schedule's)`)
     const reserved = made.slice(-config.maxReservedAttempts)
     assert.deepStrictEqual(
       result.attempts.map((a) => [a.number, a.startedAtMs, a.endedAtMs, a.success]),
@@ -598,7 +1017,7 @@ export const checkEnds = (report: Report): void => {
       `${where}: reserved attempts [number, startedAtMs, endedAtMs, success]`
     )
     result.attempts.forEach((attempt, i) => {
-      const codes = observedCodes(scenario, task, reserved[i]!, deadline)
+      const codes = observedCodes(report, task, reserved[i]!, deadline)
       assert.include(codes, attempt.errorCode, `${where}: attempt ${attempt.number} recorded as ${attempt.errorCode}`)
     })
 
@@ -606,10 +1025,10 @@ export const checkEnds = (report: Report): void => {
       const timeoutMs = task.spec.timeoutMs
       const duration = durationOf(attempt.kind, attempt.ms, timeoutMs)
       const natural = naturalCode(attempt.kind)
-      const codes = observedCodes(scenario, task, attempt, deadline)
+      const codes = observedCodes(report, task, attempt, deadline)
       const took = attempt.end! - attempt.start
-      // Cut off by the limited close (an attempt that ends at the deadline may have been either).
-      const cut = attempt.end === deadline && took <= duration
+      // Cut off by the limited close or a cancel (an attempt that ends at that instant may have been either).
+      const cut = (attempt.end === deadline || cancelAts.includes(attempt.end!)) && took <= duration
       if (cut) continue
       if (timeoutMs !== null && duration > timeoutMs) {
         assert.include(codes, "Timeout", `${where}: attempt ${attempt.number} should have timed out`)
@@ -622,23 +1041,33 @@ export const checkEnds = (report: Report): void => {
 
     for (let n = 1; n < made.length; n++) {
       const previous = made[n - 1]!
-      const codes = observedCodes(scenario, task, previous, deadline)
+      const codes = observedCodes(report, task, previous, deadline)
       assert.isTrue(isRetryableCode(codes), `${where}: retried after attempt ${n} ended ${codes}`)
       const waited = made[n]!.start - previous.end!
-      const backoff = backoffAfter(config, n)
-      assert.isAtLeast(waited, backoff, `${where}: attempt ${n + 1} started ${waited} ms after attempt ${n}, backoff ${backoff}`)
+      const wait = retryWait(report, task, n, previous.end!)
+      assert.isAtLeast(waited, wait.min, `${where}: attempt ${n + 1} started ${waited} ms after attempt ${n}, wait at least ${wait.min}`)
     }
 
     const last = made.at(-1)
-    const lastCodes = last === undefined ? [] : observedCodes(scenario, task, last, deadline)
-    if (result.errorCode === "Interrupted") {
-      assert.strictEqual(scenario.close, "limited", `${where}: ended Interrupted in a safe close`)
+    const lastCodes = last === undefined ? [] : observedCodes(report, task, last, deadline)
+    if (result.errorCode === "Interrupted" || result.errorCode === "Cancelled") {
+      const cancelled = result.errorCode === "Cancelled"
+      if (cancelled) {
+        assert.include(cancelAts, result.completedAtMs, `${where}: ended Cancelled at ${result.completedAtMs}, not at a cancel (${cancelAts})`)
+      } else {
+        assert.strictEqual(scenario.close, "limited", `${where}: ended Interrupted in a safe close`)
+      }
       assert.isFalse(result.successful)
-      assert.isTrue(Exit.isFailure(result.exit) && Cause.hasInterrupts(result.exit.cause), `${where}: exit of an interrupted task`)
-      if (last !== undefined && last.end! < deadline) {
-        // Waiting for a retry (or in the run queue) when the deadline came: its last failure was not final.
-        assert.isTrue(isRetryableCode(lastCodes), `${where}: interrupted after a final attempt`)
-        assert.isBelow(made.length, maxAttempts, `${where}: interrupted after its last allowed attempt`)
+      // A cancelled attempt that failed on its own as the cancel landed gives the task its exit.
+      const cutAttempt = cancelled && last !== undefined && last.end === result.completedAtMs
+      assert.isTrue(
+        Exit.isFailure(result.exit) && (cutAttempt || Cause.hasInterrupts(result.exit.cause)),
+        `${where}: exit of a ${result.errorCode} task`
+      )
+      if (last !== undefined && last.end! < result.completedAtMs) {
+        // Waiting for a retry (or in the run queue) when it ended: its last failure was not final.
+        assert.isTrue(isRetryableCode(lastCodes), `${where}: ${result.errorCode} after a final attempt`)
+        assert.isBelow(made.length, maxAttempts, `${where}: ${result.errorCode} after its last allowed attempt`)
       }
       continue
     }
@@ -654,6 +1083,7 @@ export const checkEnds = (report: Report): void => {
     }
     assert.isFalse(result.successful)
     assert.include(lastCodes, result.errorCode, `${where}: errorCode ${result.errorCode}`)
+    // (A cancel landing as an attempt fails ends the task "Cancelled": a failure at a cancel's instant is final by itself.)
     const final = made.length === maxAttempts || result.errorCode === "Fatal" || result.errorCode === "Weird"
     assert.isTrue(final, `${where}: ended ${result.errorCode} after ${made.length} of ${maxAttempts} attempts`)
     assert.isTrue(Exit.isFailure(result.exit), `${where}: a failed task's exit`)
@@ -673,6 +1103,222 @@ export const checkEnds = (report: Report): void => {
 }
 
 /**
+ * Idempotency keys: while the task pushed with a key is unfinished (until it
+ * settles), a push with that key returns its handle at once — not a new task,
+ * not `PoolFullError` — unless the pool is closed; a duplicate gets the
+ * unfinished task's very result; and two tasks with one key are never
+ * unfinished at once. (Pushes at the instant the task settles may go either way.)
+ */
+export const checkIdempotency = (report: Report): void => {
+  const accepted = acceptedOf(report)
+  for (const push of report.tasks) {
+    const key = idempotencyKeyOf(push)
+    if (key === null || push.pushStartedAt === undefined) continue
+    const at = push.pushStartedAt
+    const holder = accepted.find((o) => o !== push && idempotencyKeyOf(o) === key && createdAtOf(o) < at && settledAtOf(o) > at)
+    const where = `${describeTask(push)} (pushed at ${at}, ${push.pushOutcome})`
+    if (holder !== undefined && push.pushOutcome !== "closed") {
+      assert.strictEqual(push.pushOutcome, "duplicate", `${where}: ${holder.name} held idempotency key ${key}`)
+      assert.strictEqual(push.owner, holder, `${where}: not the handle of ${holder.name}, which held idempotency key ${key}`)
+      assert.strictEqual(push.pushEndedAt, at, `${where}: a duplicate push waited`)
+    }
+    if (push.pushOutcome === "duplicate") {
+      const owner = push.owner!
+      assert.isAtMost(createdAtOf(owner), push.pushEndedAt!, `${where}: got the handle of ${owner.name}, pushed later`)
+      assert.isAtLeast(settledAtOf(owner), push.pushEndedAt!, `${where}: got the handle of ${owner.name}, settled before`)
+      assert.strictEqual(push.handle!.taskId, owner.handle!.taskId)
+      if (owner.handleResult !== undefined) {
+        assert.strictEqual(push.handleResult?.result, owner.handleResult.result, `${where}: another result than ${owner.name}'s`)
+      }
+    }
+  }
+  for (const a of accepted) {
+    for (const b of accepted) {
+      if (a === b || idempotencyKeyOf(a) === null || idempotencyKeyOf(a) !== idempotencyKeyOf(b)) continue
+      const [ca, cb] = [createdAtOf(a), createdAtOf(b)]
+      // Accepted at one instant, in an unknown order: the first may have settled before the other's push.
+      const overlap = ca < cb ? cb < settledAtOf(a) : ca === cb && ca < settledAtOf(a) && cb < settledAtOf(b)
+      if (overlap) {
+        assert.fail(
+          `${b.name} was accepted at ${createdAtOf(b)} with idempotency key ${idempotencyKeyOf(b)}, held by ${a.name} ` +
+            `(accepted at ${createdAtOf(a)}, settled at ${settledAtOf(a)})`
+        )
+      }
+    }
+  }
+}
+
+/**
+ * Cancels: `cancel` returns at once, and by then its task has ended; a task
+ * ends "Cancelled" only at the instant of a cancel of its handle, and starts
+ * no attempt after it.
+ */
+export const checkCancels = (report: Report): void => {
+  closeOf(report)
+  for (const task of acceptedOf(report)) {
+    const result = task.handleResult?.result
+    const where = describeTask(task)
+    for (const cancel of cancelsOf(report, task)) {
+      assert.isDefined(cancel.returnedAt, `${where}: its cancel at ${cancel.at} never returned`)
+      assert.strictEqual(cancel.returnedAt, cancel.at, `${where}: its cancel at ${cancel.at} returned at ${cancel.returnedAt}`)
+      assert.isDefined(result, `${where}: cancelled at ${cancel.at}, never ended`)
+      assert.isAtMost(result!.completedAtMs, cancel.returnedAt!, `${where}: cancel at ${cancel.at} returned before the task ended`)
+    }
+    if (result?.errorCode === "Cancelled") {
+      for (const attempt of task.attempts) {
+        assert.isAtMost(attempt.start, result.completedAtMs, `${where}: attempt ${attempt.number} started after the task was cancelled`)
+      }
+    }
+  }
+}
+
+/**
+ * Limits are never exceeded. An attempt starts only while the pool is not
+ * paused and fewer attempts run than the worker limit then in force (after a
+ * shrink, running attempts may finish above it); never more than the highest
+ * limit run at once; at most `rateLimit.limit` attempts start in any window
+ * of `intervalMs`; no task starts before its push + delay.
+ */
+export const checkLimits = (report: Report): void => {
+  const timeline = timelineOf(report)
+  for (const [task, attempt] of timeline.attempts) {
+    const where = `${describeTask(task)}: attempt ${attempt.number} at ${attempt.start}`
+    assert.isFalse(attempt.pausedAtStart, `${where} started in a paused pool (controls ${JSON.stringify(report.controls)})`)
+    assert.isAtMost(
+      attempt.runningAtStart,
+      attempt.limitAtStart,
+      `${where} started as attempt ${attempt.runningAtStart} running, the limit being ${attempt.limitAtStart}`
+    )
+  }
+  assert.isAtMost(report.peakAttemptsRunning, timeline.maxLimitUpTo(Infinity), "attempts running at once")
+  const rate = report.scheduling.rateLimit
+  if (rate !== null) {
+    const { starts } = timeline
+    for (let i = 0; i + rate.limit < starts.length; i++) {
+      assert.isAtLeast(
+        starts[i + rate.limit]! - starts[i]!,
+        rate.intervalMs,
+        `${rate.limit + 1} attempts started in ${starts[i + rate.limit]! - starts[i]!} ms (${starts.slice(i, i + rate.limit + 1)}), ` +
+          `rate limit ${rate.limit} per ${rate.intervalMs} ms`
+      )
+    }
+  }
+  for (const task of acceptedOf(report)) {
+    const delay = delayOf(task)
+    const first = task.attempts[0]
+    if (delay !== null && first !== undefined) {
+      assert.isAtLeast(first.start, createdAtOf(task) + delay, `${describeTask(task)}: started before its delay was over`)
+    }
+  }
+}
+
+/**
+ * Key lanes: tasks of one key never overlap (from the first attempt's start
+ * to settling, callback included), and they start in push order: a task that
+ * ran (so held the key) and was pushed before another has settled before the
+ * other starts. (A task cancelled while waiting for the key never held it.)
+ */
+export const checkKeys = (report: Report): void => {
+  closeOf(report)
+  const accepted = acceptedOf(report)
+  for (const a of accepted) {
+    for (const b of accepted) {
+      const key = keyOf(a)
+      if (a === b || key === null || key !== keyOf(b)) continue
+      const startA = a.attempts[0]?.start
+      const startB = b.attempts[0]?.start
+      if (startA !== undefined && startB !== undefined && startA < settledAtOf(b) && startB < settledAtOf(a)) {
+        assert.fail(
+          `${a.name} (started ${startA}, settled ${settledAtOf(a)}) and ${b.name} (started ${startB}, settled ${settledAtOf(b)}) ` +
+            `of key ${key} overlap`
+        )
+      }
+      if (createdAtOf(a) < createdAtOf(b) && startA !== undefined && startB !== undefined) {
+        assert.isAtLeast(
+          startB,
+          settledAtOf(a),
+          `${b.name} of key ${key} (pushed ${createdAtOf(b)}) started at ${startB}, before ${a.name} (pushed ${createdAtOf(a)}) settled`
+        )
+      }
+    }
+  }
+}
+
+/**
+ * Never more than the worker limit attempts at once, and a waiting task holds
+ * no worker: whenever an accepted task is ready to run (its linger or delay
+ * is over, its key is free, its backoff has passed) and has not started,
+ * the pool is paused, or every worker under the limit then in force is busy
+ * with an attempt, or the rate limit's window is full. Checked once
+ * everything at an instant has happened: the instant it became ready at the
+ * latest, and every instant a worker frees up, a control is made, the close
+ * starts or the rate window moves while it waits, up to a limited close's
+ * deadline.
+ */
+export const checkWorkers = (report: Report): void => {
+  const timeline = timelineOf(report)
+  const { deadline } = timeline
+  assert.isAtMost(report.peakAttemptsRunning, timeline.maxLimitUpTo(Infinity), "attempts running at once")
+  const busy: Array<readonly [number, number, string]> = []
+  for (const task of report.tasks) {
+    for (const a of task.attempts) busy.push([a.start, a.end ?? Infinity, `${task.name} attempt ${a.number}`])
+    if (callbacksHoldAWorker) {
+      for (const c of task.callbacks) busy.push([c.start, c.end ?? Infinity, `${task.name} ${c.which}`])
+    }
+  }
+  const rate = report.scheduling.rateLimit
+  const events = [
+    ...busy.map(([, end]) => end),
+    ...report.controls.map((c) => c.at),
+    timeline.startedAt,
+    ...(rate === null ? [] : timeline.starts.map((s) => s + rate.intervalMs))
+  ]
+  for (const task of acceptedOf(report)) {
+    for (const { hi, until, what } of waitsOf(report, timeline, task)) {
+      const instants = [hi, ...events.filter((t) => t > hi && t < until)]
+      for (const t of instants) {
+        if (t >= until || t >= deadline) continue
+        if (timeline.pausedAfter(t) || timeline.rateFullAt(t)) continue
+        const limit = timeline.limitAfter(t)
+        const occupied = busy.filter(([start, end]) => start <= t && t < end)
+        assert.isAtLeast(
+          occupied.length,
+          limit,
+          `${task.name} waited for ${what} at ${t} (ready at ${hi}, started at ${until}) while only ` +
+            `${occupied.length} of ${limit} workers were busy: ${occupied.map(([, , w]) => w).join(", ")}` +
+            (report.controls.length > 0 ? ` (controls ${JSON.stringify(report.controls)})` : "")
+        )
+      }
+    }
+  }
+}
+
+/**
+ * Priority, then readiness: while a task waits ready to start, no task of
+ * lower priority starts, nor one of equal priority that became ready after
+ * it. Checked only where the order is certain: the waiting task was ready
+ * strictly before the other started (and, for equal priorities, strictly
+ * before the other became ready).
+ */
+export const checkPriority = (report: Report): void => {
+  const timeline = timelineOf(report)
+  const waits = acceptedOf(report).flatMap((task) => waitsOf(report, timeline, task))
+  for (const started of waits) {
+    const attempt = started.attempt
+    if (attempt === undefined || attempt.start >= timeline.deadline) continue
+    const s = attempt.start
+    for (const waiting of waits) {
+      if (waiting.task === started.task || !(waiting.hi < s && s < waiting.until)) continue
+      const [pw, ps] = [priorityOf(waiting.task), priorityOf(started.task)]
+      const order = `${started.task.name} (priority ${ps}) started ${started.what} at ${s} (ready from [${started.lo}, ${started.hi}]) ` +
+        `while ${waiting.task.name} (priority ${pw}) waited ready for ${waiting.what} since ${waiting.hi} until ${waiting.until}`
+      assert.isFalse(pw > ps, `${order}: a lower priority went first`)
+      assert.isFalse(pw === ps && waiting.hi < started.lo, `${order}: it became ready later, yet went first`)
+    }
+  }
+}
+
+/**
  * The unfinished tasks as the stats count them: lingering, queued, running
  * (an attempt or a callback) and retrying.
  */
@@ -681,23 +1327,39 @@ export const unfinishedOf = (stats: TaskPoolStats): number =>
 
 /**
  * Stats conserve at every sampled instant — pushed = succeeded + failed +
- * unfinished — stay within the config's bounds, and at the end match what
- * was observed.
+ * unfinished — stay within the config's bounds (attempts running within the
+ * highest worker limit so far; the linger batch below the limit in force,
+ * tasks waiting out a delay aside), show the pause and the limit the
+ * controls set, and at the end match what was observed.
  */
 export const checkStats = (report: Report): void => {
   const { config } = report.scenario
-  const { deadline } = closeOf(report)
+  const timeline = timelineOf(report)
+  const { deadline, startedAt } = timeline
+  const accepted = acceptedOf(report)
+  const controlAts = new Set(report.controls.map((c) => c.at))
   for (const { at, attemptsRunning, callbacksRunning, stats } of report.samples) {
     const where = `stats at ${at}: ${JSON.stringify(stats)} (attempts running: ${attemptsRunning}, callbacks running: ${callbacksRunning})`
     assert.strictEqual(stats.pushed, stats.succeeded + stats.failed + unfinishedOf(stats), `${where}: pushed != succeeded + failed + unfinished`)
     assert.isAtMost(unfinishedOf(stats), config.maxTaskNum, `${where}: more than maxTaskNum unfinished`)
     if (at < deadline) {
-      assert.isAtMost(stats.running - callbacksRunning, config.maxIoWorkerNum, `${where}: more than maxIoWorkerNum attempts running`)
+      const limit = timeline.maxLimitUpTo(at)
+      assert.isAtMost(stats.running - callbacksRunning, limit, `${where}: more than the worker limit (${limit}) attempts running`)
     }
-    assert.isBelow(stats.lingering, config.maxIoWorkerNum, `${where}: a full batch must be queued at once`)
+    // Tasks that may be waiting out a delay count as lingering too.
+    const delayed = accepted.filter((t) => {
+      const delay = delayOf(t)
+      return delay !== null && createdAtOf(t) <= at && at <= createdAtOf(t) + delay &&
+        (t.handleResult?.result.completedAtMs ?? Infinity) >= at
+    }).length
+    assert.isBelow(stats.lingering - delayed, stats.maxIoWorkerNum, `${where}: a full batch must be queued at once`)
     assert.isAtMost(stats.droppedFailures, stats.failed, where)
+    if (!controlAts.has(at) && at !== startedAt) {
+      assert.strictEqual(stats.paused, timeline.pausedAfter(at), `${where}: paused (controls ${JSON.stringify(report.controls)})`)
+      assert.strictEqual(stats.maxIoWorkerNum, timeline.limitAfter(at), `${where}: maxIoWorkerNum`)
+    }
   }
-  const results = acceptedOf(report).map((t) => t.handleResult?.result)
+  const results = accepted.map((t) => t.handleResult?.result)
   const stats = report.finalStats
   assert.deepStrictEqual(
     [stats.pushed, stats.succeeded, stats.failed, unfinishedOf(stats)],
@@ -712,55 +1374,6 @@ export const checkStats = (report: Report): void => {
  * their own, holding no worker; set this to true if that ever changes back.
  */
 const callbacksHoldAWorker = false
-
-/**
- * Never more than `maxIoWorkerNum` attempts at once, and a waiting task holds
- * no worker: whenever an accepted task is ready to run (its linger is over,
- * or its backoff) and has not started, every worker is busy with an attempt.
- * Checked at the instant it becomes ready and at every instant a worker frees
- * up while it waits, up to a limited close's deadline.
- */
-export const checkWorkers = (report: Report): void => {
-  const { config } = report.scenario
-  const { deadline, startedAt: closeStartedAt } = closeOf(report)
-  assert.isAtMost(report.peakAttemptsRunning, config.maxIoWorkerNum, "attempts running at once")
-  const busy: Array<readonly [number, number, string]> = []
-  for (const task of report.tasks) {
-    for (const a of task.attempts) busy.push([a.start, a.end ?? Infinity, `${task.name} attempt ${a.number}`])
-    if (callbacksHoldAWorker) {
-      for (const c of task.callbacks) busy.push([c.start, c.end ?? Infinity, `${task.name} ${c.which}`])
-    }
-  }
-  const busyAt = (t: number) => busy.filter(([start, end]) => start <= t && t < end)
-  for (const task of acceptedOf(report)) {
-    if (task.handleResult === undefined) continue
-    const result = task.handleResult.result
-    const waits: Array<readonly [number, number, string]> = []
-    // The batch's first task pushed at or before this one, so its linger ends by createdAtMs + lingerMs.
-    const firstReady = Math.min(result.createdAtMs + config.lingerMs, closeStartedAt)
-    waits.push([firstReady, task.attempts[0]?.start ?? result.completedAtMs, "attempt 1"])
-    task.attempts.slice(0, -1).forEach((a, i) =>
-      waits.push([a.end! + backoffAfter(config, a.number), task.attempts[i + 1]!.start, `attempt ${a.number + 1}`])
-    )
-    const last = task.attempts.at(-1)
-    if (last !== undefined && result.errorCode === "Interrupted" && last.end! < deadline) {
-      waits.push([last.end! + backoffAfter(config, last.number), result.completedAtMs, `attempt ${last.number + 1}`])
-    }
-    for (const [ready, started, what] of waits) {
-      const instants = [ready, ...busy.map(([, end]) => end).filter((end) => end > ready && end < started)]
-      for (const t of instants) {
-        if (t >= started || t >= deadline) continue
-        const occupied = busyAt(t)
-        assert.isAtLeast(
-          occupied.length,
-          config.maxIoWorkerNum,
-          `${task.name} waited for ${what} at ${t} (ready at ${ready}, started at ${started}) while only ` +
-            `${occupied.length} of ${config.maxIoWorkerNum} workers were busy: ${occupied.map(([, , w]) => w).join(", ")}`
-        )
-      }
-    }
-  }
-}
 
 /**
  * The failure queue accounts for every failure: read + dropped + unread =
@@ -830,10 +1443,38 @@ const tally = (report: Report) => {
   }
   if (report.reads.flat().length > 0) count("failure queue: read")
   if (report.finalStats.droppedFailures > 0) count("failure queue: dropped")
+  if (!("controls" in report.scenario)) return
+  const { deadline } = closeOf(report)
+  for (const task of acceptedOf(report)) {
+    const { options, retrySchedule } = task.scheduling
+    const result = task.handleResult?.result
+    if (options?.key != null && acceptedOf(report).some((o) => o !== task && keyOf(o) === options.key && createdAtOf(o) < createdAtOf(task) && settledAtOf(o) > createdAtOf(task))) {
+      count("key: waited behind its key")
+    }
+    if (options?.delayMs != null) count("delay: given")
+    if (options?.priority != null && options.priority !== 0) count("priority: not 0")
+    if (retrySchedule !== null && (result?.attemptCount ?? 0) > 1) count("retry schedule: retried")
+    if (result?.errorCode === "Cancelled") {
+      const last = task.attempts.at(-1)
+      count(last !== undefined && last.end === result.completedAtMs ? "cancel: a running attempt" : "cancel: a waiting task")
+    }
+    if (cancelsOf(report, task).some((c) => c.at > (result?.completedAtMs ?? Infinity))) count("cancel: an ended task")
+  }
+  for (const control of report.controls) {
+    count(`control: ${typeof control.action === "number" ? "resize" : control.action}${control.at >= (report.closeStartedAt ?? Infinity) ? " after the close began" : ""}`)
+  }
+  if (report.tasks.some((t) => t.attempts.some((a) => a.runningAtStart === a.limitAtStart && a.limitAtStart < report.scenario.config.maxIoWorkerNum))) {
+    count("resize: started at a shrunk limit")
+  }
+  if (report.scheduling.rateLimit !== null) {
+    const timeline = timelineOf(report)
+    if (timeline.starts.some((s) => s < deadline && timeline.rateFullAt(s))) count("rate limit: window filled")
+  }
+  if (report.draws.length > 0) count("jitter: drawn")
 }
 
 /** Runs the scenario and applies `check` to what happened: a property's body. */
-export const checkScenario = (check: (report: Report) => void) => (scenario: Scenario): Effect.Effect<void, unknown, Scope.Scope> =>
+export const checkScenario = (check: (report: Report) => void) => (scenario: AnyScenario): Effect.Effect<void, unknown, Scope.Scope> =>
   Effect.flatMap(runScenario(scenario), (report) =>
     Effect.sync(() => {
       if (fuzzing) tally(report)

@@ -35,16 +35,14 @@ export const State = {
   Parked: 2,
   /** In the ready queue (stats: queued). */
   Ready: 3,
-  /** Handed to the workers' queue, not yet taken (stats: queued). */
-  Handed: 4,
   /** Its attempt is running (stats: running). */
-  Running: 5,
+  Running: 4,
   /** Waiting out a retry backoff (stats: retrying). */
-  Retrying: 6,
+  Retrying: 5,
   /** Ended; its callback is running (stats: running). */
-  Ending: 7,
+  Ending: 6,
   /** Settled: the handle's `result` is ready. */
-  Settled: 8
+  Settled: 7
 } as const
 
 export type State = typeof State[keyof typeof State]

@@ -1,7 +1,7 @@
 /**
  * The pool's machinery. Data flows one way:
  *
- *   push → (key lane) → linger batch or delay → ready queue → dispatch → worker → end
+ *   push → (key lane) → linger batch or delay → ready queue → worker → end
  *                                                   ↑                       │
  *                                                   └──── retry backoff ←───┘
  *
@@ -9,12 +9,13 @@
  *
  * Each task is one `Entry`; a pool is one `Pool` object whose counters are
  * touched only in synchronous steps (one fiber step runs at a time, so no
- * step sees another half-done). `takeReady` is the one rule for what may
- * start (not paused, room under the worker limit, room in the rate window,
- * highest priority first). Long-lived worker fibers apply it themselves when
- * an attempt ends; idle workers wait on the workers' queue, and `dispatch`
- * hands them work on the same terms, one task per idle worker, so the queue
- * never holds more than the workers can start. One linger fiber times the
+ * step sees another half-done). `mayStartAnother` is the one rule for what
+ * may start (not paused, room under the worker limit, room in the rate
+ * window), and the ready queue gives the highest priority first. Long-lived
+ * worker fibers take their next task themselves when an attempt ends; idle
+ * workers wait for a wake-up, which `dispatch` sends one per ready task that
+ * may start. A wake-up carries no task: the worker picks one when it runs,
+ * so what starts is always decided at the start. One linger fiber times the
  * whole linger batch; delays, backoffs, the rate limit's wake-up and
  * callbacks are fibers of their own and hold no worker.
  *
@@ -96,8 +97,8 @@ class Pool {
   lingering: Array<Entry> = []
   lingerStartedAtMs = 0
   readonly ready = new ReadyQueue<Entry>()
-  /** Entries handed to the workers' queue and not yet taken. */
-  handed = 0
+  /** Wake-ups sent to idle workers and not yet taken: each reserves a start for its worker. */
+  wakes = 0
   /** Workers waiting on the workers' queue. */
   idleWorkers = 0
   /** Attempts running. */
@@ -143,7 +144,8 @@ class Pool {
     readonly clock: Clock.Clock,
     readonly random: Random.Random,
     readonly delays: ReadonlyArray<number>,
-    readonly runQueue: Queue.Queue<Entry>,
+    /** Wake-ups for idle workers. It carries no tasks: a woken worker takes its task from the ready queue. */
+    readonly wakeups: Queue.Queue<true>,
     readonly failureQueue: Queue.Queue<AnyResult, Cause.Done>,
     readonly workers: FiberSet.FiberSet<void>,
     readonly timers: FiberSet.FiberSet<void>,
@@ -349,34 +351,35 @@ class Pool {
   }
 
   /**
-   * The next task a worker may start now, highest priority first: none while
-   * the pool is paused, the worker limit is reached (tasks handed to idle
-   * workers count) or the rate limit's window is full.
+   * Whether one more attempt may start now, besides those the outstanding
+   * wake-ups reserve: not while the pool is paused, the worker limit is
+   * reached or the rate limit's window is full (then it schedules a wake-up
+   * for when the window has room).
    */
+  mayStartAnother(): boolean {
+    if (this.paused || this.interrupting || this.running + this.wakes >= this.limit) return false
+    if (this.rate === undefined) return true
+    const wait = this.rate.waitMs(this.now(), this.wakes)
+    if (wait === 0) return true
+    this.wakeAfter(wait)
+    return false
+  }
+
+  /** The next task a worker may start now, highest priority first, if any. */
   takeReady(): Entry | undefined {
-    if (this.ready.size === 0 || this.paused || this.interrupting || this.running + this.handed >= this.limit) return undefined
-    if (this.rate !== undefined) {
-      const wait = this.rate.waitMs(this.now(), this.handed)
-      if (wait > 0) {
-        this.wakeAfter(wait)
-        return undefined
-      }
-    }
-    return this.ready.shift()
+    return this.ready.size > 0 && this.mayStartAnother() ? this.ready.shift() : undefined
   }
 
   /**
-   * Hands ready tasks to idle workers, one each, on the terms of
-   * `takeReady`. Busy workers take their next task themselves when their
-   * attempt ends, so a pool that keeps up never goes through the queue.
+   * Wakes idle workers, one per ready task that may start. A woken worker
+   * picks its task from the ready queue when it runs, so the choice is made
+   * at the start, by priority. Busy workers take their next task themselves
+   * when their attempt ends, so a pool that keeps up wakes no one.
    */
   dispatch(): void {
-    while (this.handed < this.idleWorkers) {
-      const entry = this.takeReady()
-      if (entry === undefined) return
-      entry.state = State.Handed
-      this.handed++
-      Queue.offerUnsafe(this.runQueue, entry)
+    while (this.wakes < this.idleWorkers && this.ready.size > this.wakes && this.mayStartAnother()) {
+      this.wakes++
+      Queue.offerUnsafe(this.wakeups, true)
     }
   }
 
@@ -394,11 +397,6 @@ class Pool {
     ))
   }
 
-  /** Whether the rate limit lets a handed task start now, the other handed tasks counted as starting too. */
-  rateAllows(now: number): boolean {
-    return this.rate === undefined || this.rate.waitMs(now, this.handed) === 0
-  }
-
   // ── workers ────────────────────────────────────────────────────────────
 
   spawnWorkers(count: number): void {
@@ -410,7 +408,8 @@ class Pool {
   }
 
   /**
-   * A worker: takes handed tasks one at a time and runs one attempt each.
+   * A worker: takes ready tasks one at a time and runs one attempt each,
+   * and waits for a wake-up when there is none it may start.
    * Only the wait for work and the attempt itself are interruptible, so a
    * limited close or a `cancel` cuts an attempt off but never a task's
    * bookkeeping. An interrupted fiber stays interrupted, so a worker whose
@@ -423,20 +422,13 @@ class Pool {
       Effect.uninterruptibleMask((restore: Restore) =>
         Effect.gen({ self: this }, function*() {
           while (!this.interrupting) {
-            let entry = this.takeReady()
+            const entry = this.takeReady()
             if (entry === undefined) {
               this.idleWorkers++
-              entry = yield* restore(Queue.take(this.runQueue))
+              yield* restore(Queue.take(this.wakeups))
               this.idleWorkers--
-              // A task cancelled after it was handed over has ended already.
-              if (entry.state !== State.Handed) continue
-              this.handed--
-              // Paused, shrunk or rate-limited since it was handed: back to the front of its priority.
-              if (this.paused || this.running >= this.limit || !this.rateAllows(this.now())) {
-                entry.state = State.Ready
-                this.ready.pushFront(entry, entry.priority)
-                continue
-              }
+              this.wakes--
+              continue
             }
             const startedAtMs = this.now()
             entry.state = State.Running
@@ -736,11 +728,6 @@ class Pool {
       case State.Ready:
         this.ready.remove(entry, entry.priority)
         break
-      case State.Handed:
-        // It stays in the workers' queue; the worker that takes it skips it.
-        this.handed--
-        this.dispatch()
-        break
       case State.Retrying:
         this.retrying.delete(entry)
         entry.fiber!.interruptUnsafe()
@@ -820,13 +807,11 @@ class Pool {
       this.interrupting = true
       yield* FiberSet.clear(this.workers)
       yield* FiberSet.clear(this.timers)
-      const handed = (yield* Queue.clear(this.runQueue)).filter((entry) => entry.state === State.Handed)
-      const left = [...handed, ...this.ready.drain(), ...this.retrying, ...this.delayed]
+      const left = [...this.ready.drain(), ...this.retrying, ...this.delayed]
       for (const lane of this.lanes.values()) left.push(...lane.waiting)
       this.lanes.clear()
       this.retrying.clear()
       this.delayed.clear()
-      this.handed = 0
       this.parked = 0
       for (const entry of left) {
         entry.fiber = undefined
@@ -842,7 +827,7 @@ class Pool {
   }
 
   queuedCount(): number {
-    return this.ready.size + this.handed + this.parked
+    return this.ready.size + this.parked
   }
 
   stats(): TaskPoolStats {
@@ -878,7 +863,7 @@ export const make = (config: TaskPoolConfig): Effect.Effect<TaskPoolService, nev
         maxMs: config.maxRetryBackOffMs,
         maxRetryTimes: config.maxRetryTimes
       }),
-      yield* Queue.unbounded<Entry>(),
+      yield* Queue.unbounded<true>(),
       yield* Queue.unbounded<AnyResult, Cause.Done>(),
       workers,
       timers,

@@ -19,11 +19,6 @@ class Bucket<A> {
     this.items.push(item)
   }
 
-  pushFront(item: A): void {
-    if (this.head > 0) this.items[--this.head] = item
-    else this.items.unshift(item)
-  }
-
   shift(): A | undefined {
     if (this.head === this.items.length) return undefined
     const item = this.items[this.head]
@@ -67,12 +62,6 @@ export class ReadyQueue<A> {
   push(item: A, priority: number): void {
     this.size++
     ;(priority === 0 ? this.zero : this.bucketOf(priority)).push(item)
-  }
-
-  /** Puts `item` back in front of the others of its priority. */
-  pushFront(item: A, priority: number): void {
-    this.size++
-    ;(priority === 0 ? this.zero : this.bucketOf(priority)).pushFront(item)
   }
 
   /** Takes the first item of the highest priority. */
