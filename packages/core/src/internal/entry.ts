@@ -6,7 +6,7 @@
  * before the task has ended.
  */
 import { Deferred, Effect, Exit } from "effect"
-import type { Context, Duration, Fiber, Tracer } from "effect"
+import type { Context, Duration, Tracer } from "effect"
 import type { Task } from "../Task.js"
 import type { TaskHandle } from "../TaskPool.js"
 import { Attempt, TaskResult } from "../TaskResult.js"
@@ -47,9 +47,10 @@ export const State = {
 
 export type State = typeof State[keyof typeof State]
 
-/** What a handle's `cancel` asks of its pool. */
-export interface Canceller {
+/** What an entry asks of its pool: the handle's `cancel`, and how many attempts a result keeps. */
+export interface EntryOwner {
   readonly cancel: (entry: Entry) => Effect.Effect<void>
+  readonly maxReservedAttempts: number
 }
 
 /** A custom retry schedule's step function, made at the task's first failure. */
@@ -57,12 +58,6 @@ export type RetryStep = (now: number, input: unknown) => Effect.Effect<readonly 
 
 export class Entry implements TaskHandle<unknown, unknown> {
   state: State = State.Lingering
-  /** The fiber of its running attempt (a worker), or of its delay or backoff timer. */
-  fiber: Fiber.Fiber<unknown, unknown> | undefined = undefined
-  /** Set by `cancel` while the attempt runs: the worker ends the task "Cancelled". */
-  cancelRequested = false
-  retryStep: RetryStep | undefined = undefined
-  readonly priority: number
   attemptCount = 0
   /** When the current attempt started. */
   startedAtMs = 0
@@ -82,14 +77,15 @@ export class Entry implements TaskHandle<unknown, unknown> {
     /** The pusher's services, provided to `execute` and the callbacks. */
     readonly context: Context.Context<unknown>,
     readonly createdAtMs: number,
-    private readonly maxReservedAttempts: number,
     /** The task's span, when the pusher traces. */
     readonly span: Tracer.Span | undefined,
     /** Its push options; `undefined` for a push without any. */
     readonly scheduling: Scheduling | undefined,
-    private readonly pool: Canceller
-  ) {
-    this.priority = scheduling === undefined ? 0 : scheduling.priority
+    private readonly pool: EntryOwner
+  ) {}
+
+  get priority(): number {
+    return this.scheduling === undefined ? 0 : this.scheduling.priority
   }
 
   get cancel(): Effect.Effect<void> {
@@ -111,7 +107,7 @@ export class Entry implements TaskHandle<unknown, unknown> {
   recordFailedAttempt(attempt: Attempt): void {
     const attempts = this.failedAttempts ??= []
     attempts.push(attempt)
-    if (attempts.length > this.maxReservedAttempts) attempts.shift()
+    if (attempts.length > this.pool.maxReservedAttempts) attempts.shift()
   }
 
   /** Records how the task ended; its result is built later, on demand. */
@@ -140,7 +136,7 @@ export class Entry implements TaskHandle<unknown, unknown> {
           endedAtMs: this.completedAtMs
         })
       )
-      if (attempts.length > this.maxReservedAttempts) attempts.shift()
+      if (attempts.length > this.pool.maxReservedAttempts) attempts.shift()
     }
     const common = {
       taskId: this.taskId,

@@ -35,7 +35,7 @@ import type { Task } from "../Task.js"
 import type { PushOptions, TaskHandle, TaskPoolService, TaskPoolStats } from "../TaskPool.js"
 import { Attempt } from "../TaskResult.js"
 import { Entry, State } from "./entry.js"
-import type { AnyResult, AnyTask, Outcome } from "./entry.js"
+import type { AnyResult, AnyTask, Outcome, RetryStep } from "./entry.js"
 import { annotateOutcome, isTracing, registerMetrics, tracedAttempt, withTaskAnnotations } from "./observability.js"
 import type { PoolMetrics } from "./observability.js"
 import { describeFailure } from "./outcome.js"
@@ -72,6 +72,17 @@ const closedError = () => new PoolClosedError({ message: "the task pool is close
 
 type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
+/** A worker's state, for `cancel` to find the worker running a task. */
+interface WorkerSlot {
+  readonly fiber: Fiber.Fiber<unknown, unknown>
+  /** The task whose attempt it runs (or ran last, until it waits for work) ... */
+  current: Entry | undefined
+  /** ... and that attempt's number: a worker still finishing a task's earlier attempt is not the one running it. */
+  attempt: number
+  /** Set by `cancel`: the worker ends `current` "Cancelled" and hands its place on. */
+  cancelled: boolean
+}
+
 /** Forks into one of the pool's fiber sets, from synchronous code. */
 type Fork = (effect: Effect.Effect<void>) => Fiber.Fiber<void>
 
@@ -105,8 +116,13 @@ class Pool {
   running = 0
   /** Tasks whose callback is running: ended, not yet settled. */
   ending = 0
-  readonly retrying = new Set<Entry>()
-  readonly delayed = new Set<Entry>()
+  /** Tasks waiting out a retry backoff, and the timer of each. */
+  readonly retrying = new Map<Entry, Fiber.Fiber<void>>()
+  /** Tasks waiting out a push delay, and the timer of each. */
+  readonly delayed = new Map<Entry, Fiber.Fiber<void>>()
+  /** Custom retry schedules' step functions, per task, made at its first failure. */
+  readonly retrySteps = new Map<Entry, RetryStep>()
+  readonly slots = new Set<WorkerSlot>()
   /** Per key in use: the task holding it and the tasks waiting for it, in push order. */
   readonly lanes = new Map<string, Lane>()
   parked = 0
@@ -176,16 +192,20 @@ class Pool {
     return this.clock.currentTimeMillisUnsafe()
   }
 
+  get maxReservedAttempts(): number {
+    return this.config.maxReservedAttempts
+  }
+
   // ── push ───────────────────────────────────────────────────────────────
 
   push(task: AnyTask, options: PushOptions | undefined): Effect.Effect<Entry, PoolClosedError | PoolFullError> {
     return Effect.withFiber((fiber) => {
       const problem = invalidTask(task)
       if (problem !== undefined) return Effect.die(new TypeError(`TaskPool.push: ${problem}`))
-      const scheduling = readPushOptions(options)
+      const scheduling = options === undefined ? undefined : readPushOptions(options)
       if (typeof scheduling === "string") return Effect.die(new TypeError(`TaskPool.push: ${scheduling}`))
       if (this.closed) return this.rejected(closedError())
-      const existing = this.unfinishedWith(scheduling)
+      const existing = scheduling === undefined ? undefined : this.unfinishedWith(scheduling)
       if (existing !== undefined) return Effect.succeed(existing)
       if (this.unfinished < this.config.maxTaskNum) return this.acceptIn(task, scheduling, fiber)
       return this.pushWhenRoom(task, scheduling)
@@ -218,7 +238,7 @@ class Pool {
   }
 
   accept(task: AnyTask, scheduling: Scheduling | undefined, context: Context.Context<unknown>, span: Tracer.Span | undefined): Entry {
-    const entry = new Entry(++this.nextId, task, context, this.now(), this.config.maxReservedAttempts, span, scheduling, this)
+    const entry = new Entry(++this.nextId, task, context, this.now(), span, scheduling, this)
     span?.attribute("taskpool.task.id", entry.taskId)
     this.pushed++
     if (this.unfinished++ === 0) this.idle.closeUnsafe()
@@ -319,14 +339,12 @@ class Pool {
       return
     }
     entry.state = State.Delayed
-    this.delayed.add(entry)
-    entry.fiber = this.forkTimer(Effect.andThen(Effect.sleep(delayMs), Effect.sync(() => this.delayOver(entry))))
+    this.delayed.set(entry, this.forkTimer(Effect.andThen(Effect.sleep(delayMs), Effect.sync(() => this.delayOver(entry)))))
   }
 
   delayOver(entry: Entry): void {
     if (entry.state !== State.Delayed) return
     this.delayed.delete(entry)
-    entry.fiber = undefined
     this.makeReady(entry)
     this.dispatch()
   }
@@ -418,12 +436,15 @@ class Pool {
    * left.
    */
   worker(): Effect.Effect<void> {
-    return Effect.withFiber((self) =>
+    return Effect.withFiber((fiber) =>
       Effect.uninterruptibleMask((restore: Restore) =>
         Effect.gen({ self: this }, function*() {
+          const slot: WorkerSlot = { fiber, current: undefined, attempt: 0, cancelled: false }
+          this.slots.add(slot)
           while (!this.interrupting) {
             const entry = this.takeReady()
             if (entry === undefined) {
+              slot.current = undefined
               this.idleWorkers++
               yield* restore(Queue.take(this.wakeups))
               this.idleWorkers--
@@ -432,18 +453,19 @@ class Pool {
             }
             const startedAtMs = this.now()
             entry.state = State.Running
-            entry.fiber = self
             entry.startedAtMs = startedAtMs
             if (this.rate !== undefined) this.rate.record(startedAtMs)
             if (entry.attemptCount++ === 0) this.metrics.queueWait.record(startedAtMs - entry.createdAtMs)
+            slot.current = entry
+            slot.attempt = entry.attemptCount
             this.running++
             const exit = yield* Effect.exit(restore(this.attemptOf(entry)))
             const endedAtMs = this.now()
             this.running--
             this.metrics.attemptDuration.record(endedAtMs - entry.startedAtMs)
-            if (entry.cancelRequested) {
+            if (slot.cancelled) {
               this.afterCancelledAttempt(entry, endedAtMs, exit)
-              return this.replaceWorker()
+              return this.replaceWorker(slot)
             }
             if (Exit.isSuccess(exit)) {
               this.end(entry, endedAtMs, { _tag: "Succeeded", exit })
@@ -451,9 +473,9 @@ class Pool {
               const next = this.afterFailure(entry, endedAtMs, exit)
               if (next !== undefined) yield* next
               // A cancel that came while a retry schedule was stepped: the task now waits, so it ends there.
-              if (entry.cancelRequested) {
+              if (slot.cancelled) {
                 this.cancelWaiting(entry)
-                return this.replaceWorker()
+                return this.replaceWorker(slot)
               }
             }
           }
@@ -463,7 +485,8 @@ class Pool {
   }
 
   /** A worker whose attempt was cancelled is interrupted for good: a new one takes its place. */
-  replaceWorker(): void {
+  replaceWorker(slot: WorkerSlot): void {
+    this.slots.delete(slot)
     this.workerCount--
     this.spawnWorkers(1)
   }
@@ -568,9 +591,10 @@ class Pool {
     failure: Failure
   ): Effect.Effect<void> {
     return Effect.gen({ self: this }, function*() {
-      entry.retryStep ??= yield* Schedule.toStep(schedule)
+      let retryStep = this.retrySteps.get(entry)
+      if (retryStep === undefined) this.retrySteps.set(entry, retryStep = yield* Schedule.toStep(schedule))
       const input = failure.typed !== undefined ? failure.typed.error : Cause.squash(exit.cause)
-      const step = yield* Effect.exit(entry.retryStep(endedAtMs, input))
+      const step = yield* Effect.exit(retryStep(endedAtMs, input))
       if (Exit.isFailure(step) && !Cause.hasInterruptsOnly(step.cause) && !isDone(step.cause)) {
         yield* Effect.logWarning(`TaskPool: the retry schedule of task ${entry.taskId} (${entry.task.name}) failed; its failure is final`, step.cause)
       }
@@ -587,14 +611,12 @@ class Pool {
       return
     }
     entry.state = State.Retrying
-    this.retrying.add(entry)
-    entry.fiber = this.forkTimer(Effect.andThen(Effect.sleep(delay), Effect.sync(() => this.backoffOver(entry))))
+    this.retrying.set(entry, this.forkTimer(Effect.andThen(Effect.sleep(delay), Effect.sync(() => this.backoffOver(entry)))))
   }
 
   backoffOver(entry: Entry): void {
     if (entry.state !== State.Retrying) return
     this.retrying.delete(entry)
-    entry.fiber = undefined
     this.makeReady(entry)
     this.dispatch()
   }
@@ -608,6 +630,7 @@ class Pool {
    */
   end(entry: Entry, completedAtMs: number, outcome: Outcome): void {
     entry.end(outcome, completedAtMs)
+    if (entry.task.retrySchedule !== undefined) this.retrySteps.delete(entry)
     this.metrics.taskDuration.record(completedAtMs - entry.createdAtMs)
     if (entry.span !== undefined) this.endSpan(entry, entry.span)
     const callback = this.callbackOf(entry)
@@ -701,10 +724,10 @@ class Pool {
         this.cancelWaiting(entry)
         return Effect.void
       }
-      entry.cancelRequested = true
-      const worker = entry.fiber!
+      const slot = [...this.slots].find((slot) => slot.current === entry && slot.attempt === entry.attemptCount)!
+      slot.cancelled = true
       // The worker ends the task once the attempt has stopped.
-      return worker === current ? Effect.interrupt : Fiber.interrupt(worker)
+      return slot.fiber === current ? Effect.interrupt : Fiber.interrupt(slot.fiber)
     })
   }
 
@@ -716,8 +739,8 @@ class Pool {
         if (this.lingering.length === 0) this.lingerPending.closeUnsafe()
         break
       case State.Delayed:
+        this.delayed.get(entry)!.interruptUnsafe()
         this.delayed.delete(entry)
-        entry.fiber!.interruptUnsafe()
         break
       case State.Parked: {
         const waiting = this.lanes.get(entry.scheduling!.key!)!.waiting
@@ -729,13 +752,12 @@ class Pool {
         this.ready.remove(entry, entry.priority)
         break
       case State.Retrying:
+        this.retrying.get(entry)!.interruptUnsafe()
         this.retrying.delete(entry)
-        entry.fiber!.interruptUnsafe()
         break
       default:
         return
     }
-    entry.fiber = undefined
     this.end(entry, this.now(), cancelled())
   }
 
@@ -807,16 +829,13 @@ class Pool {
       this.interrupting = true
       yield* FiberSet.clear(this.workers)
       yield* FiberSet.clear(this.timers)
-      const left = [...this.ready.drain(), ...this.retrying, ...this.delayed]
+      const left = [...this.ready.drain(), ...this.retrying.keys(), ...this.delayed.keys()]
       for (const lane of this.lanes.values()) left.push(...lane.waiting)
       this.lanes.clear()
       this.retrying.clear()
       this.delayed.clear()
       this.parked = 0
-      for (const entry of left) {
-        entry.fiber = undefined
-        this.end(entry, this.now(), interruptedByClose())
-      }
+      for (const entry of left) this.end(entry, this.now(), interruptedByClose())
       const finished = yield* Effect.interruptible(FiberSet.awaitEmpty(this.callbacks)).pipe(Effect.timeoutOption(graceMs))
       if (finished._tag === "None") yield* FiberSet.clear(this.callbacks)
     })
