@@ -39,7 +39,11 @@ export interface TaskHandle<A, E> {
  * @since 0.2.0
  */
 export interface PushOptions {
-  /** Higher runs first among queued tasks (default 0); equal priorities keep push order. A finite number. */
+  /**
+   * Higher runs first among queued tasks (default 0); equal priorities start
+   * in the order they became ready (push order for tasks pushed alike). A
+   * finite number.
+   */
   readonly priority?: number | undefined
   /** The task becomes runnable no earlier than this after its push; it does not also linger. */
   readonly delay?: Duration.Input | undefined
