@@ -15,7 +15,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
-import { afterAll } from "vitest"
 import { PoolClosedError, Task } from "../src/index.js"
 import type { TaskHandle } from "../src/index.js"
 import {
@@ -27,9 +26,8 @@ import {
   checkScenario,
   checkStats,
   checkWorkers,
-  coverage,
-  fuzzing,
   propOptions,
+  reportCoverage,
   Scenario
 } from "./scenario.js"
 import { now, openPool } from "./utils.js"
@@ -38,9 +36,7 @@ const ciRuns = 200
 /** The Arbitrary size: up to 16 tasks per scenario. */
 const size = 48
 announce("TaskPool.reliability", ciRuns)
-afterAll(() => {
-  if (fuzzing) console.log(`[TaskPool.reliability] what the scenarios exercised:\n${JSON.stringify(coverage, null, 2)}`)
-})
+reportCoverage("TaskPool.reliability")
 
 describe("TaskPool reliability (random scenarios)", () => {
   it.effect.prop(

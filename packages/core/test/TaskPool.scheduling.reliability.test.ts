@@ -15,7 +15,6 @@
  * TASKPOOL_FUZZ_SEED=<seed>.
  */
 import { describe, it } from "@effect/vitest"
-import { afterAll } from "vitest"
 import {
   announce,
   checkCancels,
@@ -30,9 +29,8 @@ import {
   checkScenario,
   checkStats,
   checkWorkers,
-  coverage,
-  fuzzing,
   propOptions,
+  reportCoverage,
   SchedulingScenario
 } from "./scenario.js"
 
@@ -40,9 +38,7 @@ const ciRuns = 200
 /** The Arbitrary size: up to 16 tasks per scenario. */
 const size = 48
 announce("TaskPool.scheduling.reliability", ciRuns)
-afterAll(() => {
-  if (fuzzing) console.log(`[TaskPool.scheduling.reliability] what the scenarios exercised:\n${JSON.stringify(coverage, null, 2)}`)
-})
+reportCoverage("TaskPool.scheduling.reliability")
 
 describe("TaskPool reliability with scheduling controls (random scenarios)", () => {
   it.effect.prop(

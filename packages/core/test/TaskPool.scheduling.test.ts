@@ -11,17 +11,9 @@ import { Cause, Deferred, Effect, Exit, Fiber, Random, Schedule, Schema, Stream 
 import { TestClock } from "effect/testing"
 import { PoolClosedError, PoolFullError, Task, TaskPool, TaskPoolConfigError, TaskTimeoutError } from "../src/index.js"
 import type { PushOptions, TaskPoolStats, TaskResult } from "../src/index.js"
-import { now, openPool, timeline } from "./utils.js"
+import { failingFirst, Fatal, Flaky, now, openPool, timeline } from "./utils.js"
 
-class Flaky extends Schema.TaggedError<Flaky>()("Flaky", { message: Schema.String }) {}
-class Fatal extends Schema.TaggedError<Fatal>()("Fatal", { message: Schema.String }) {}
 class RetryLater extends Schema.TaggedError<RetryLater>()("RetryLater", { message: Schema.String, retryAfterMs: Schema.Number }) {}
-
-/** An `execute` that fails with `Flaky` for its first `failures` runs, then succeeds with the run number. */
-const failingFirst = (failures: number) => {
-  let runs = 0
-  return Effect.suspend(() => ++runs <= failures ? Effect.fail(new Flaky({ message: `run ${runs} failed` })) : Effect.succeed(runs))
-}
 
 const alwaysFailing = Effect.fail(new Flaky({ message: "still down" }))
 

@@ -1,18 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Context, Deferred, Effect, Exit, Fiber, Result, Schema, Stream } from "effect"
+import { Cause, Context, Deferred, Effect, Exit, Fiber, Result, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { PoolClosedError, PoolFullError, Task, TaskPool, TaskPoolLive, TaskTimeoutError } from "../src/index.js"
 import type { TaskResult } from "../src/index.js"
-import { now, openPool, timeline } from "./utils.js"
-
-class Flaky extends Schema.TaggedError<Flaky>()("Flaky", { message: Schema.String }) {}
-class Fatal extends Schema.TaggedError<Fatal>()("Fatal", { message: Schema.String }) {}
-
-/** An `execute` that fails with `Flaky` for its first `failures` runs, then succeeds with the run number. */
-const failingFirst = (failures: number) => {
-  let runs = 0
-  return Effect.suspend(() => ++runs <= failures ? Effect.fail(new Flaky({ message: `run ${runs} failed` })) : Effect.succeed(runs))
-}
+import { failingFirst, Fatal, Flaky, now, openPool, timeline } from "./utils.js"
 
 describe("TaskPool", () => {
   describe("push", () => {

@@ -26,12 +26,13 @@
  * `checkKeys` and `checkPriority` check the controls themselves.
  */
 import { assert } from "@effect/vitest"
+import { afterAll } from "vitest"
 import { Cause, Effect, Exit, Fiber, Random, Schedule, Schema, Stream } from "effect"
 import type { Clock, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { PoolClosedError, PoolFullError, Task, TaskTimeoutError } from "../src/index.js"
 import type { PushOptions, TaskHandle, TaskPoolConfigInput, TaskPoolStats, TaskResult } from "../src/index.js"
-import { openPool } from "./utils.js"
+import { Fatal, Flaky, openPool } from "./utils.js"
 
 // ── run counts and seed (`npm run fuzz`) ───────────────────────────────────
 
@@ -278,8 +279,6 @@ export const scheduledWait = (spec: RetryScheduleSpec, n: number): number | unde
 
 // ── the tasks' behaviour ───────────────────────────────────────────────────
 
-export class Flaky extends Schema.TaggedError<Flaky>()("Flaky", { message: Schema.String }) {}
-export class Fatal extends Schema.TaggedError<Fatal>()("Fatal", { message: Schema.String }) {}
 export class Weird extends Schema.TaggedError<Weird>()("Weird", { message: Schema.String }) {}
 export type TaskError = Flaky | Fatal | Weird
 
@@ -1431,6 +1430,12 @@ export const checkClose = (report: Report): void => {
 
 /** Counts what the scenarios exercised (printed under `npm run fuzz`). */
 export const coverage: Record<string, number> = {}
+
+/** Under `npm run fuzz`, prints what the suite's scenarios exercised once the file is done. */
+export const reportCoverage = (suite: string): void =>
+  afterAll(() => {
+    if (fuzzing) console.log(`[${suite}] what the scenarios exercised:\n${JSON.stringify(coverage, null, 2)}`)
+  })
 const count = (key: string) => void (coverage[key] = (coverage[key] ?? 0) + 1)
 const tally = (report: Report) => {
   count(`close: ${report.scenario.close}`)

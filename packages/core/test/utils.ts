@@ -1,4 +1,4 @@
-import { Clock, Context, Effect, Exit, Layer, Scope } from "effect"
+import { Clock, Context, Effect, Exit, Layer, Schema, Scope } from "effect"
 import { TaskPool } from "../src/index.js"
 import type { TaskPoolConfigInput, TaskPoolService } from "../src/index.js"
 
@@ -24,4 +24,16 @@ export const timeline = () => {
   const events: Array<readonly [string, number]> = []
   const mark = (label: string) => Effect.flatMap(now, (at) => Effect.sync(() => void events.push([label, at])))
   return { events, mark }
+}
+
+/** A failure `retryable` lets through. */
+export class Flaky extends Schema.TaggedError<Flaky>()("Flaky", { message: Schema.String }) {}
+
+/** A failure tests mark as final. */
+export class Fatal extends Schema.TaggedError<Fatal>()("Fatal", { message: Schema.String }) {}
+
+/** An `execute` that fails with `Flaky` for its first `failures` runs, then succeeds with the run number. */
+export const failingFirst = (failures: number) => {
+  let runs = 0
+  return Effect.suspend(() => ++runs <= failures ? Effect.fail(new Flaky({ message: `run ${runs} failed` })) : Effect.succeed(runs))
 }

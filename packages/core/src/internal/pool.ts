@@ -68,6 +68,14 @@ const cancelled = (exit: Exit.Exit<unknown, unknown> = Exit.failCause(Cause.inte
   errorMessage: "cancelled through its handle"
 })
 
+/** A failed attempt's failure as the task's end. */
+const finalFailure = (exit: Exit.Exit<unknown, unknown>, failure: Failure): Failed => ({
+  _tag: "Failed",
+  exit,
+  errorCode: failure.errorCode,
+  errorMessage: failure.errorMessage
+})
+
 const closedError = () => new PoolClosedError({ message: "the task pool is closed" })
 
 type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
@@ -338,15 +346,23 @@ class Pool {
       this.dispatch()
       return
     }
-    entry.state = State.Delayed
-    this.delayed.set(entry, this.forkTimer(Effect.andThen(Effect.sleep(delayMs), Effect.sync(() => this.delayOver(entry)))))
+    this.holdFor(entry, State.Delayed, this.delayed, delayMs)
   }
 
-  delayOver(entry: Entry): void {
-    if (entry.state !== State.Delayed) return
-    this.delayed.delete(entry)
-    this.makeReady(entry)
-    this.dispatch()
+  /**
+   * Holds `entry` in `state` (a delay or a backoff) on a timer kept in
+   * `timers`, then makes it ready. A cancel or a limited close takes it out
+   * of `timers` first and interrupts the timer.
+   */
+  holdFor(entry: Entry, state: typeof State.Delayed | typeof State.Retrying, timers: Map<Entry, Fiber.Fiber<void>>, ms: number): void {
+    entry.state = state
+    const over = Effect.sync(() => {
+      if (entry.state !== state) return
+      timers.delete(entry)
+      this.makeReady(entry)
+      this.dispatch()
+    })
+    timers.set(entry, this.forkTimer(Effect.andThen(Effect.sleep(ms), over)))
   }
 
   /** The next task of a key lane, once the key is free: what is left of its delay, else ready. */
@@ -564,9 +580,8 @@ class Pool {
     }
     const final = entry.attemptCount > this.config.maxRetryTimes ||
       (failure.typed !== undefined && !isRetryable(entry.task, failure.typed.error))
-    const failed: Failed = { _tag: "Failed", exit, errorCode: failure.errorCode, errorMessage: failure.errorMessage }
     const schedule = entry.task.retrySchedule
-    if (final) this.end(entry, endedAtMs, failed)
+    if (final) this.end(entry, endedAtMs, finalFailure(exit, failure))
     else if (schedule !== undefined) return this.retryBySchedule(entry, endedAtMs, schedule, exit, failure)
     else this.retry(entry, this.formulaDelay(entry.attemptCount))
     return undefined
@@ -600,7 +615,7 @@ class Pool {
       }
       const delay = Exit.isSuccess(step) ? Duration.toMillis(step.value[1]) : Number.NaN
       if (Number.isFinite(delay)) this.retry(entry, Math.max(0, Math.round(delay)))
-      else this.end(entry, endedAtMs, { _tag: "Failed", exit, errorCode: failure.errorCode, errorMessage: failure.errorMessage })
+      else this.end(entry, endedAtMs, finalFailure(exit, failure))
     })
   }
 
@@ -610,15 +625,7 @@ class Pool {
       this.makeReady(entry)
       return
     }
-    entry.state = State.Retrying
-    this.retrying.set(entry, this.forkTimer(Effect.andThen(Effect.sleep(delay), Effect.sync(() => this.backoffOver(entry)))))
-  }
-
-  backoffOver(entry: Entry): void {
-    if (entry.state !== State.Retrying) return
-    this.retrying.delete(entry)
-    this.makeReady(entry)
-    this.dispatch()
+    this.holdFor(entry, State.Retrying, this.retrying, delay)
   }
 
   // ── end ────────────────────────────────────────────────────────────────
@@ -739,8 +746,7 @@ class Pool {
         if (this.lingering.length === 0) this.lingerPending.closeUnsafe()
         break
       case State.Delayed:
-        this.delayed.get(entry)!.interruptUnsafe()
-        this.delayed.delete(entry)
+        this.stopTimer(this.delayed, entry)
         break
       case State.Parked: {
         const waiting = this.lanes.get(entry.scheduling!.key!)!.waiting
@@ -752,13 +758,17 @@ class Pool {
         this.ready.remove(entry, entry.priority)
         break
       case State.Retrying:
-        this.retrying.get(entry)!.interruptUnsafe()
-        this.retrying.delete(entry)
+        this.stopTimer(this.retrying, entry)
         break
       default:
         return
     }
     this.end(entry, this.now(), cancelled())
+  }
+
+  stopTimer(timers: Map<Entry, Fiber.Fiber<void>>, entry: Entry): void {
+    timers.get(entry)!.interruptUnsafe()
+    timers.delete(entry)
   }
 
   pause(): void {
