@@ -65,7 +65,7 @@ export type TaskPoolConfigInput = typeof TaskPoolConfig.Encoded
 type Field = keyof typeof TaskPoolConfig.fields
 
 /** The rule of each field, as the error message states it. */
-const rules: Record<Field, string> = {
+export const configRules: Record<Field, string> = {
   name: "a non-empty string",
   maxIoWorkerNum: `an integer >= 1 and <= ${maxWorkers}`,
   lingerMs: "an integer >= 100",
@@ -81,10 +81,6 @@ const rules: Record<Field, string> = {
   rateLimit: "{ limit: an integer >= 1, intervalMs: an integer >= 1 } and no other keys"
 }
 
-const fieldNames = Object.keys(rules) as ReadonlyArray<Field>
-
-const isField = (key: string): key is Field => Object.hasOwn(rules, key)
-
 const show = (value: unknown): string => {
   if (typeof value === "string") return JSON.stringify(value)
   if (typeof value === "bigint") return `${value}n`
@@ -97,14 +93,19 @@ const show = (value: unknown): string => {
 }
 
 /** The config fields an issue points at (the first key of each issue's path). */
-const offendingFields = (issue: SchemaIssue.Issue, path: ReadonlyArray<PropertyKey>, into: Set<Field>): void => {
+const offendingFields = (
+  issue: SchemaIssue.Issue,
+  path: ReadonlyArray<PropertyKey>,
+  isField: (key: string) => boolean,
+  into: Set<string>
+): void => {
   switch (issue._tag) {
     case "Pointer":
-      return offendingFields(issue.issue, [...path, ...issue.path], into)
+      return offendingFields(issue.issue, [...path, ...issue.path], isField, into)
     case "Encoding":
-      return offendingFields(issue.issue, path, into)
+      return offendingFields(issue.issue, path, isField, into)
     case "Composite":
-      for (const inner of issue.issues) offendingFields(inner, path, into)
+      for (const inner of issue.issues) offendingFields(inner, path, isField, into)
       return
     default: {
       const key = path[0]
@@ -113,11 +114,78 @@ const offendingFields = (issue: SchemaIssue.Issue, path: ReadonlyArray<PropertyK
   }
 }
 
-const configError = (problems: ReadonlyArray<string>, fields: ReadonlyArray<string>) =>
-  new TaskPoolConfigError({
-    message: `Invalid TaskPoolConfig:\n${problems.map((problem) => `  ${problem}`).join("\n")}`,
-    fields
-  })
+/**
+ * Makes a strict decoder for a config schema: every field is named with its
+ * rule on bad input, and keys that are not fields are errors. `rejected` keys
+ * get their own reason (a field that exists elsewhere but not here). Shared
+ * with `@taskpool/durable`, whose worker config is a subset of this one.
+ *
+ * @since 0.2.0
+ */
+export const makeConfigDecoder = <S extends Schema.Top & { readonly fields: Schema.Struct.Fields }>(options: {
+  readonly label: string
+  readonly schema: S
+  readonly rules: Readonly<Record<string, string>>
+  readonly rejected?: Readonly<Record<string, string>>
+}) => {
+  const { label, rules, schema } = options
+  const rejected = options.rejected ?? {}
+  const fieldNames = Object.keys(rules)
+  const isField = (key: string) => Object.hasOwn(rules, key)
+  const configError = (problems: ReadonlyArray<string>, fields: ReadonlyArray<string>) =>
+    new TaskPoolConfigError({
+      message: `Invalid ${label}:\n${problems.map((problem) => `  ${problem}`).join("\n")}`,
+      fields
+    })
+  const decode = Schema.decodeUnknownEffect(schema as unknown as Schema.Decoder<S["Type"]>)
+  return (input: unknown): Effect.Effect<S["Type"], TaskPoolConfigError> =>
+    Effect.suspend(() => {
+      const value = input === undefined ? {} : input
+      if (value === null || typeof value !== "object" || Array.isArray(value)) {
+        return Effect.fail(configError([`expected an object of ${label} fields, got ${show(value)}`], []))
+      }
+      // Read every key once into a plain object: a getter that throws is bad input, not a crash.
+      // No prototype: a key such as "__proto__" is a plain (unknown) key here, never a setter.
+      const record: Record<string, unknown> = Object.create(null)
+      const unreadable: Array<string> = []
+      for (const key of Object.keys(value)) {
+        try {
+          record[key] = (value as Record<string, unknown>)[key]
+        } catch {
+          unreadable.push(key)
+        }
+      }
+      if (unreadable.length > 0) {
+        return Effect.fail(configError(unreadable.map((key) => `${key}: could not be read (its getter threw)`), unreadable))
+      }
+      const unknownKeys = Object.keys(record).filter((key) => !isField(key))
+      const known: Record<string, unknown> = Object.create(null)
+      for (const key of Object.keys(record)) if (isField(key)) known[key] = record[key]
+      return decode(known, { errors: "all", onExcessProperty: "error" }).pipe(
+        Effect.map((config) => ({ config, invalid: new Set<string>(), schemaMessage: undefined })),
+        Effect.catchTag("SchemaError", (error) => {
+          const invalid = new Set<string>()
+          offendingFields(error.issue, [], isField, invalid)
+          return Effect.succeed({ config: undefined, invalid, schemaMessage: error.message })
+        }),
+        Effect.flatMap(({ config, invalid, schemaMessage }) => {
+          if (config !== undefined && unknownKeys.length === 0) return Effect.succeed(config)
+          const bad = fieldNames.filter((field) => invalid.has(field))
+          const problems = [
+            ...bad.map((field) => `${field}: expected ${rules[field]}, got ${show(record[field])}`),
+            ...unknownKeys.map((key) =>
+              Object.hasOwn(rejected, key)
+                ? `${key}: ${rejected[key]}`
+                : `${key}: not a ${label} field (fields: ${fieldNames.join(", ")})`
+            )
+          ]
+          // An issue that points at no field is still reported, in Schema's words.
+          if (problems.length === 0 && schemaMessage !== undefined) problems.push(schemaMessage)
+          return Effect.fail(configError(problems, [...bad, ...unknownKeys]))
+        })
+      )
+    })
+}
 
 /**
  * Decodes unknown input into a `TaskPoolConfig`. `undefined` means "all
@@ -127,44 +195,8 @@ const configError = (problems: ReadonlyArray<string>, fields: ReadonlyArray<stri
  *
  * @since 0.1.0
  */
-export const decodeConfig = (input: unknown): Effect.Effect<TaskPoolConfig, TaskPoolConfigError> =>
-  Effect.suspend(() => {
-    const value = input === undefined ? {} : input
-    if (value === null || typeof value !== "object" || Array.isArray(value)) {
-      return Effect.fail(configError([`expected an object of TaskPoolConfig fields, got ${show(value)}`], []))
-    }
-    // Read every key once into a plain object: a getter that throws is bad input, not a crash.
-    // No prototype: a key such as "__proto__" is a plain (unknown) key here, never a setter.
-    const record: Record<string, unknown> = Object.create(null)
-    const unreadable: Array<string> = []
-    for (const key of Object.keys(value)) {
-      try {
-        record[key] = (value as Record<string, unknown>)[key]
-      } catch {
-        unreadable.push(key)
-      }
-    }
-    if (unreadable.length > 0) {
-      return Effect.fail(configError(unreadable.map((key) => `${key}: could not be read (its getter threw)`), unreadable))
-    }
-    const unknownKeys = Object.keys(record).filter((key) => !isField(key))
-    return Schema.decodeUnknownEffect(TaskPoolConfig)(record, { errors: "all", onExcessProperty: "error" }).pipe(
-      Effect.map((config) => ({ config, invalid: new Set<Field>(), schemaMessage: undefined })),
-      Effect.catchTag("SchemaError", (error) => {
-        const invalid = new Set<Field>()
-        offendingFields(error.issue, [], invalid)
-        return Effect.succeed({ config: undefined, invalid, schemaMessage: error.message })
-      }),
-      Effect.flatMap(({ config, invalid, schemaMessage }) => {
-        if (config !== undefined && unknownKeys.length === 0) return Effect.succeed(config)
-        const bad = fieldNames.filter((field) => invalid.has(field))
-        const problems = [
-          ...bad.map((field) => `${field}: expected ${rules[field]}, got ${show(record[field])}`),
-          ...unknownKeys.map((key) => `${key}: not a TaskPoolConfig field (fields: ${fieldNames.join(", ")})`)
-        ]
-        // An issue that points at no field is still reported, in Schema's words.
-        if (problems.length === 0 && schemaMessage !== undefined) problems.push(schemaMessage)
-        return Effect.fail(configError(problems, [...bad, ...unknownKeys]))
-      })
-    )
-  })
+export const decodeConfig: (input: unknown) => Effect.Effect<TaskPoolConfig, TaskPoolConfigError> = makeConfigDecoder({
+  label: "TaskPoolConfig",
+  schema: TaskPoolConfig,
+  rules: configRules
+})
