@@ -20,8 +20,9 @@ export type { StateCounts, StoredAttempt, StoredFailure, TaskRecord, TaskState }
 
 /**
  * The store's operations. Pools use them; users pick a store by its layer.
- * Every write that changes a task is fenced by its `generation` and attempt
- * number, so a worker whose lock expired cannot overwrite a newer attempt.
+ * Every write of an attempt's end is fenced by the task's `generation` and
+ * the queue `claim` that started it, so a worker whose lock expired cannot
+ * overwrite a newer attempt.
  *
  * @since 0.1.0
  */
@@ -40,36 +41,41 @@ export interface DurableStoreService {
   ) => Effect.Effect<TaskRecord, DurableStoreError>
   readonly get: (taskId: string) => Effect.Effect<TaskRecord | undefined, DurableStoreError>
   /**
-   * Marks the task running as attempt `attempt` of `generation` (state
-   * `running`, `attemptCount` = `attempt`) and returns the record as it now
-   * is. `undefined` when the task is missing, ended, or of another generation.
+   * Marks the task running under queue claim `claim` (PersistedQueue's
+   * attempt number) of `generation`: state `running`, `claim` = `claim`,
+   * `attemptCount` one more than before. Returns the record as it now is,
+   * whose `attemptCount` is this attempt's number; `undefined` when the task
+   * is missing, ended, or of another generation.
    */
   readonly start: (
     taskId: string,
     generation: number,
-    attempt: number
+    claim: number
   ) => Effect.Effect<TaskRecord | undefined, DurableStoreError>
   /**
-   * Writes the end of attempt `attempt`; `false` when the record has moved
-   * on (another generation or a later attempt). A failed end takes the next
-   * failure sequence number; an ended task is announced to `endings`.
+   * Writes the end of the attempt started by `claim`; `false` when the record
+   * has moved on (another generation, or a later start under another claim).
+   * A failed end takes the next failure sequence number; an ended task is
+   * announced to `endings`.
    */
   readonly finish: (
     taskId: string,
     generation: number,
-    attempt: number,
+    claim: number,
     end: AttemptEnd
   ) => Effect.Effect<boolean, DurableStoreError>
   /**
    * An attempt cut off by a close: the task is queued again and the attempt
-   * not counted. Applies only to that attempt of a task that has not ended
-   * (a close that lands after the task's end changes nothing).
+   * not counted (`attemptCount` one less; `claim` unchanged). Applies only to
+   * the attempt started by `claim` of a task that has not ended (a close that
+   * lands after the task's end, or after a later start, changes nothing).
    */
-  readonly release: (taskId: string, generation: number, attempt: number) => Effect.Effect<void, DurableStoreError>
+  readonly release: (taskId: string, generation: number, claim: number) => Effect.Effect<void, DurableStoreError>
   /**
    * A failed task back to queued with a fresh budget (next generation, no
-   * attempts), then `enqueue`, in one transaction where the store has them.
-   * Returns the record as it now is; `requeued` is false when it was not failed.
+   * attempts, `attemptCount` and `claim` 0), then `enqueue`, in one
+   * transaction where the store has them. Returns the record as it now is;
+   * `requeued` is false when it was not failed.
    */
   readonly requeue: (
     taskId: string,
@@ -93,7 +99,7 @@ export interface DurableStoreService {
  * @since 0.1.0
  */
 export interface QueueOptions {
-  /** How often an idle process looks for new tasks (default 50 ms). */
+  /** How often an idle process looks for new tasks (default 20 ms). */
   readonly pollInterval?: Duration.Input | undefined
   /** How long a claim outlives a process that stopped refreshing it (default 2 minutes). */
   readonly lockExpiration?: Duration.Input | undefined

@@ -31,17 +31,6 @@ export class TaskNotFailedError extends Schema.TaggedError<TaskNotFailedError>()
 }) {}
 
 /**
- * A task was submitted with a definition this pool was not given, or a
- * second definition under a name already taken.
- *
- * @since 0.1.0
- */
-export class UnknownDefinitionError extends Schema.TaggedError<UnknownDefinitionError>()("UnknownDefinitionError", {
-  message: Schema.String,
-  name: Schema.String
-}) {}
-
-/**
  * The most specific message in a chain of causes: drivers wrap the server's
  * words ("duplicate key value violates ...") in generic ones ("Query failed").
  */

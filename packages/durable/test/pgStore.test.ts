@@ -57,6 +57,37 @@ describe("PostgreSQL store", () => {
       yield* Scope.close(subscriber, Exit.void)
     }))
 
+  // start and finish are batched: the starts (and ends) of one tick share one statement
+  it.live("batched starts count each task once and are fenced by claim, as are batched ends", () =>
+    Effect.gen(function*() {
+      const store = yield* DurableStore
+      const ids = Array.from({ length: 6 }, (_, i) => `t${i}`)
+      yield* Effect.forEach(ids, (taskId) => store.create({ taskId, name: "n", payload: 1, createdAtMs: 1 }, () => Effect.void))
+      const started = yield* Effect.forEach(ids, (taskId, i) => store.start(taskId, 0, i + 1), { concurrency: "unbounded" })
+      assert.deepStrictEqual(started.map((record) => record && [record.taskId, record.claim, record.attemptCount]),
+        ids.map((taskId, i) => [taskId, i + 1, 1])
+      )
+
+      // two claims of one task at once: whichever start the record took is the one that gets it
+      const both = yield* Effect.all([store.start("t0", 0, 10), store.start("t0", 0, 11)], { concurrency: "unbounded" })
+      for (const [i, record] of both.entries()) {
+        if (record !== undefined) assert.strictEqual(record.claim, 10 + i)
+      }
+      assert.isTrue(both.some((record) => record !== undefined))
+      const current = yield* store.get("t0")
+      assert.include([10, 11], current?.claim)
+
+      const end = (attemptCount: number) => ({ state: "retrying" as const, attempts: [], attemptCount })
+      const written = yield* Effect.forEach(
+        ids,
+        (taskId, i) => store.finish(taskId, 0, taskId === "t0" ? current!.claim : i % 2 === 0 ? i + 1 : i + 100, end(1)),
+        { concurrency: "unbounded" }
+      )
+      assert.deepStrictEqual(written, ids.map((taskId, i) => taskId === "t0" || i % 2 === 0))
+      const states = yield* Effect.forEach(ids, (taskId) => Effect.map(store.get(taskId), (record) => record?.state))
+      assert.deepStrictEqual(states, ids.map((taskId, i) => taskId === "t0" || i % 2 === 0 ? "retrying" : "running"))
+    }).pipe(Effect.provide(DurableStore.layerPg({ url, tableName: freshTable() }))))
+
   it.live("driver failures are DurableStoreErrors", () =>
     Effect.gen(function*() {
       const unreachable = yield* Layer.build(DurableStore.layerPg({ url: "postgres://nobody:x@127.0.0.1:1/none" }))

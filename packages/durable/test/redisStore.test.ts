@@ -75,12 +75,12 @@ describe.skipIf(url === undefined)("Redis store", () => {
 
       yield* check(yield* store.start("t1", 0, 1))
       yield* store.release("t1", 0, 1)
-      yield* check({ ...created, state: "queued", attemptCount: 0 })
+      yield* check({ ...created, state: "queued", claim: 1, attemptCount: 0 })
       yield* store.start("t1", 0, 1)
       yield* store.finish("t1", 0, 1, ending("failed", 1))
       const { state: _, ...failed } = ending("failed", 1)
       const failedSeq = (yield* store.get("t1"))?.failedSeq
-      yield* check({ ...created, ...failed, state: "failed", ...(failedSeq === undefined ? {} : { failedSeq }) })
+      yield* check({ ...created, ...failed, state: "failed", claim: 1, ...(failedSeq === undefined ? {} : { failedSeq }) })
       const { record: requeued } = yield* store.requeue("t1", ignore)
       yield* check({ ...created, generation: 1 })
       assert.deepStrictEqual(requeued, { ...created, generation: 1 })
@@ -88,7 +88,7 @@ describe.skipIf(url === undefined)("Redis store", () => {
       yield* store.start("t1", 1, 1)
       const { state: __, ...succeeded } = ending("succeeded", 1, { rows: [], total: 2 ** 53 - 1 })
       assert.isTrue(yield* store.finish("t1", 1, 1, ending("succeeded", 1, { rows: [], total: 2 ** 53 - 1 })))
-      yield* check({ ...created, ...succeeded, state: "succeeded", generation: 1 })
+      yield* check({ ...created, ...succeeded, state: "succeeded", generation: 1, claim: 1 })
     }))
 
   // The counts and the failed set are kept by the scripts, not computed, so

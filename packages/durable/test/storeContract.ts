@@ -77,7 +77,7 @@ const recorder = () => {
 
 const ignore = () => Effect.void
 
-/** Runs a task through `start` and `finish` as attempt `end.attemptCount` of generation 0. */
+/** Runs a task through `start` and `finish` under claim `end.attemptCount` of generation 0. */
 const end = (store: DurableStoreService, taskId: string, ending: AttemptEnd) =>
   Effect.flatMap(store.start(taskId, 0, ending.attemptCount), () => store.finish(taskId, 0, ending.attemptCount, ending))
 
@@ -101,6 +101,7 @@ export const storeContract = (subject: StoreUnderTest): void => {
           generation: 0,
           attempts: [],
           attemptCount: 0,
+          claim: 0,
           createdAtMs
         }
         assert.deepStrictEqual(record, expected)
@@ -178,13 +179,80 @@ export const storeContract = (subject: StoreUnderTest): void => {
         assert.strictEqual(yield* store.start("t1", 1, 1), undefined)
         assert.strictEqual(yield* store.start("missing", 0, 1), undefined)
         const started = yield* store.start("t1", 0, 1)
-        assert.deepStrictEqual(started, { ...created, state: "running", attemptCount: 1 })
+        assert.deepStrictEqual(started, { ...created, state: "running", claim: 1, attemptCount: 1 })
         assert.deepStrictEqual(yield* store.get("t1"), started)
         // a second claim of the same generation (a lapsed lock) takes over
-        assert.strictEqual((yield* store.start("t1", 0, 2))?.attemptCount, 2)
+        const taken = yield* store.start("t1", 0, 2)
+        assert.deepStrictEqual(taken, { ...created, state: "running", claim: 2, attemptCount: 2 })
         assert.isTrue(yield* store.finish("t1", 0, 2, succeeded(2, "done")))
+        const ended = yield* store.get("t1")
+        assert.strictEqual(ended?.state, "succeeded")
+        // an ended task is not started again, nor counted, nor claimed
         assert.strictEqual(yield* store.start("t1", 0, 3), undefined)
-        assert.strictEqual((yield* store.get("t1"))?.state, "succeeded")
+        assert.deepStrictEqual(yield* store.get("t1"), ended)
+      }))
+
+    test("start counts the attempts that reached it and records the claim that started them", (store) =>
+      Effect.gen(function*() {
+        const created = yield* store.create(newTask("t1"), ignore)
+        const first = yield* store.start("t1", 0, 1)
+        assert.deepStrictEqual(first, { ...created, state: "running", claim: 1, attemptCount: 1 })
+        assert.isTrue(yield* store.finish("t1", 0, 1, retrying(1)))
+
+        // claims 2 and 3 died before they reached start: the queue counted them, the record does not
+        const second = yield* store.start("t1", 0, 4)
+        assert.deepStrictEqual(second, {
+          ...created,
+          state: "running",
+          attempts: retrying(1).attempts,
+          claim: 4,
+          attemptCount: 2
+        })
+        assert.deepStrictEqual(yield* store.get("t1"), second)
+
+        // the count follows the record, not the claim number: a first start under a high claim is attempt 1
+        yield* store.create(newTask("t2"), ignore)
+        const late = yield* store.start("t2", 0, 7)
+        assert.strictEqual(late?.claim, 7)
+        assert.strictEqual(late?.attemptCount, 1)
+      }))
+
+    test("a later start fences out the finish and release of the earlier claim", (store) =>
+      Effect.gen(function*() {
+        yield* store.create(newTask("t1"), ignore)
+        yield* store.start("t1", 0, 1)
+        // the lock of claim 1 lapsed and claim 2 took the task over
+        const taken = yield* store.start("t1", 0, 2)
+        assert.deepStrictEqual(taken && { claim: taken.claim, attemptCount: taken.attemptCount }, {
+          claim: 2,
+          attemptCount: 2
+        })
+        assert.isFalse(yield* store.finish("t1", 0, 1, succeeded(1, "stale")))
+        assert.isFalse(yield* store.finish("t1", 0, 1, failed(1)))
+        yield* store.release("t1", 0, 1)
+        assert.deepStrictEqual(yield* store.get("t1"), taken)
+
+        // the fence is the claim, not the attempt count: attempt 2's count does not open it
+        yield* store.create(newTask("t2"), ignore)
+        const claimed = yield* store.start("t2", 0, 5)
+        assert.strictEqual(claimed?.attemptCount, 1)
+        assert.isFalse(yield* store.finish("t2", 0, 1, retrying(1)))
+        yield* store.release("t2", 0, 1)
+        assert.deepStrictEqual(yield* store.get("t2"), claimed)
+
+        // the current claim's end applies
+        assert.isTrue(yield* store.finish("t1", 0, 2, failed(2)))
+        const ended = yield* store.get("t1")
+        assert.deepStrictEqual(ended, {
+          ...taken!,
+          state: "failed",
+          attempts: failed(2).attempts,
+          failure,
+          completedAtMs: createdAtMs + 2000,
+          failedSeq: ended?.failedSeq ?? -1
+        })
+        assert.isTrue(yield* store.finish("t2", 0, 5, retrying(1)))
+        assert.deepStrictEqual(yield* store.get("t2"), { ...claimed!, state: "retrying", attempts: retrying(1).attempts })
       }))
 
     test("finish writes the attempt's end, and nothing when fenced out", (store) =>
@@ -207,6 +275,7 @@ export const storeContract = (subject: StoreUnderTest): void => {
           state: "succeeded",
           attempts: succeeded(3, null).attempts,
           attemptCount: 3,
+          claim: 3,
           value: null,
           completedAtMs: createdAtMs + 1000
         })
@@ -231,6 +300,7 @@ export const storeContract = (subject: StoreUnderTest): void => {
           generation: 0,
           attempts: failed(2).attempts,
           attemptCount: 2,
+          claim: 2,
           failure,
           completedAtMs: createdAtMs + 2000,
           failedSeq: seqs[1]!
@@ -248,20 +318,35 @@ export const storeContract = (subject: StoreUnderTest): void => {
         yield* store.create(newTask("t1"), ignore)
         yield* end(store, "t1", retrying(1))
         const running = yield* store.start("t1", 0, 2)
+        assert.strictEqual(running?.attemptCount, 2)
         yield* store.release("t1", 0, 2)
-        assert.deepStrictEqual(yield* store.get("t1"), { ...running!, state: "queued", attemptCount: 1 })
+        // the attempt is not counted; the claim stays
+        const released = yield* store.get("t1")
+        assert.deepStrictEqual(released, { ...running!, state: "queued", claim: 2, attemptCount: 1 })
 
-        // stale: another generation, or an attempt that is no longer the latest
-        yield* store.start("t1", 0, 2)
-        yield* store.release("t1", 1, 2)
+        // the next start is attempt 2 again
+        const again = yield* store.start("t1", 0, 3)
+        assert.deepStrictEqual(again, { ...running!, claim: 3, attemptCount: 2 })
+
+        // stale: another generation, or a claim that is no longer the latest
+        yield* store.release("t1", 1, 3)
+        yield* store.release("t1", 0, 2)
         yield* store.release("t1", 0, 1)
-        assert.deepStrictEqual(yield* store.get("t1"), running)
+        assert.deepStrictEqual(yield* store.get("t1"), again)
 
         // an attempt that already ended is not undone
-        yield* store.finish("t1", 0, 2, succeeded(2, "v"))
+        assert.isTrue(yield* store.finish("t1", 0, 3, succeeded(2, "v")))
         const ended = yield* store.get("t1")
-        yield* store.release("t1", 0, 2)
+        yield* store.release("t1", 0, 3)
         assert.deepStrictEqual(yield* store.get("t1"), ended)
+        assert.strictEqual(ended?.attemptCount, 2)
+
+        // nor a failed one
+        yield* store.create(newTask("t2"), ignore)
+        yield* end(store, "t2", failed(1))
+        const failedRecord = yield* store.get("t2")
+        yield* store.release("t2", 0, 1)
+        assert.deepStrictEqual(yield* store.get("t2"), failedRecord)
       }))
 
     test("requeue puts only a failed task back, with a fresh budget, and enqueues it", (store) =>
@@ -273,6 +358,8 @@ export const storeContract = (subject: StoreUnderTest): void => {
 
         const created = yield* store.create(newTask("t1", { idempotencyKey: "k" }), ignore)
         yield* end(store, "t1", failed(3))
+        const failedRecord = yield* store.get("t1")
+        assert.deepStrictEqual(failedRecord && [failedRecord.claim, failedRecord.attemptCount], [3, 3])
         const result = yield* store.requeue("t1", enqueue)
         const fresh: TaskRecord = { ...created, generation: 1 }
         assert.deepStrictEqual(result, { record: fresh, requeued: true })
@@ -281,8 +368,12 @@ export const storeContract = (subject: StoreUnderTest): void => {
         assert.deepStrictEqual(yield* store.failedAfter(0, 10), [])
         assert.deepStrictEqual(yield* store.requeue("t1", enqueue), { record: fresh, requeued: false })
 
-        assert.strictEqual(yield* store.start("t1", 0, 1), undefined)
-        assert.strictEqual((yield* store.start("t1", 1, 1))?.state, "running")
+        // the old generation's claims are fenced out; the new generation counts from 1 again
+        assert.strictEqual(yield* store.start("t1", 0, 4), undefined)
+        assert.isFalse(yield* store.finish("t1", 0, 3, succeeded(3, "stale")))
+        yield* store.release("t1", 0, 3)
+        assert.deepStrictEqual(yield* store.get("t1"), fresh)
+        assert.deepStrictEqual(yield* store.start("t1", 1, 1), { ...fresh, state: "running", claim: 1, attemptCount: 1 })
         yield* store.finish("t1", 1, 1, failed(1))
         assert.deepStrictEqual((yield* store.failedAfter(0, 10)).map((record) => record.generation), [1])
       }))

@@ -152,6 +152,7 @@ export interface DurableReport {
   readonly failed: number
   readonly declined: number
   readonly outOfRetries: number
+  readonly lostLastAttempt: number
   /** Order ids one attempt of which ran twice: a run the pool never saw end, then another run. */
   readonly runTwice: ReadonlyArray<number>
   /** Order ids the killed worker had claimed and never ended: the pool recorded a `Lost` attempt for each. */
@@ -334,6 +335,8 @@ const runExample = Effect.fnUntraced(function*(options: DurableExampleOptions) {
     failed: failed.length,
     declined: failed.filter(({ result }) => result.errorCode === "CardDeclined").length,
     outOfRetries: failed.filter(({ result }) => result.errorCode === "GatewayTimeout").length,
+    // The killed worker held the last attempt of a payment whose gateway was down.
+    lostLastAttempt: failed.filter(({ result }) => result.errorCode === "Lost").length,
     // A run the pool never saw end, followed by another run: one attempt ran twice. (The killed
     // worker's run of a last attempt is not run again: the pool only records it as Lost.)
     runTwice: results.filter(({ orderId, result }) =>
@@ -350,7 +353,10 @@ const runExample = Effect.fnUntraced(function*(options: DurableExampleOptions) {
 
   log(`submitted     ${report.submitted}`)
   log(`succeeded     ${report.succeeded} (${report.succeededAfterRetry} after a retry)`)
-  log(`failed        ${report.failed} (${report.declined} declined, not retryable; ${report.outOfRetries} out of retries)`)
+  log(
+    `failed        ${report.failed} (${report.declined} declined, not retryable; ${report.outOfRetries} out of retries` +
+      (report.lostLastAttempt > 0 ? `; ${report.lostLastAttempt} lost on the killed worker during a last attempt)` : ")")
+  )
   log(`run twice     ${report.runTwice.length} (of the ${report.heldByKilled.length} the killed worker held when it died)`)
   log(`tasks/s       ${report.tasksPerSecond}`)
   log(`offer→start   p50 ${report.offerToStartP50Ms} ms, p99 ${report.offerToStartP99Ms} ms`)

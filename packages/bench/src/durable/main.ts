@@ -94,7 +94,7 @@ process.stdout.write([
   "Settings: the same no-op task in both; " +
   `${settings.concurrency} jobs at once per worker process (taskpool maxIoWorkerNum, graphile concurrency), ` +
   "each process with its own pool of 10 connections (both defaults); " +
-  "taskpool: DurableStore.layerPg defaults (pollInterval 50 ms, lockRefreshInterval 30 s, lockExpiration 2 min); " +
+  "taskpool: DurableStore.layerPg defaults (pollInterval 20 ms, lockRefreshInterval 30 s, lockExpiration 2 min); " +
   "graphile-worker: run() defaults (LISTEN/NOTIFY, pollInterval 2 s, no local queue, no batching).",
   `Throughput: ${settings.jobs} jobs enqueued from the coordinator first (10 submits/addJobs in flight), then the workers ` +
   "started; timed from start until the store has every job done (taskpool stats.succeeded, graphile no rows left); " +

@@ -32,7 +32,8 @@ export const makeMemoryStore = Effect.gen(function*() {
           state: "queued",
           generation: 0,
           attempts: [],
-          attemptCount: 0
+          attemptCount: 0,
+          claim: 0
         }
         if (existing === undefined) {
           set(record)
@@ -41,18 +42,18 @@ export const makeMemoryStore = Effect.gen(function*() {
         return record.state === "queued" ? Effect.as(enqueue(record), record) : Effect.succeed(record)
       }),
     get: (taskId) => Effect.sync(() => records.get(taskId)),
-    start: (taskId, generation, attempt) =>
+    start: (taskId, generation, claim) =>
       Effect.sync(() => {
         const record = records.get(taskId)
         if (record === undefined || record.generation !== generation || isEnded(record.state)) return undefined
-        const started: TaskRecord = { ...record, state: "running", attemptCount: attempt }
+        const started: TaskRecord = { ...record, state: "running", claim, attemptCount: record.attemptCount + 1 }
         set(started)
         return started
       }),
-    finish: (taskId, generation, attempt, end) =>
+    finish: (taskId, generation, claim, end) =>
       Effect.suspend(() => {
         const record = records.get(taskId)
-        if (record === undefined || record.generation !== generation || record.attemptCount !== attempt) {
+        if (record === undefined || record.generation !== generation || record.claim !== claim) {
           return Effect.succeed(false)
         }
         const { failure, value, completedAtMs, ...rest } = end
@@ -66,14 +67,14 @@ export const makeMemoryStore = Effect.gen(function*() {
         })
         return isEnded(end.state) ? Effect.as(PubSub.publish(endings, taskId), true) : Effect.succeed(true)
       }),
-    release: (taskId, generation, attempt) =>
+    release: (taskId, generation, claim) =>
       Effect.sync(() => {
         const record = records.get(taskId)
         if (
-          record === undefined || record.generation !== generation || record.attemptCount !== attempt ||
+          record === undefined || record.generation !== generation || record.claim !== claim ||
           isEnded(record.state)
         ) return
-        set({ ...record, state: "queued", attemptCount: attempt - 1 })
+        set({ ...record, state: "queued", attemptCount: record.attemptCount - 1 })
       }),
     requeue: (taskId, enqueue) =>
       Effect.suspend((): Effect.Effect<{ readonly record: TaskRecord | undefined; readonly requeued: boolean }, DurableStoreError> => {
@@ -82,7 +83,14 @@ export const makeMemoryStore = Effect.gen(function*() {
           return Effect.succeed({ record, requeued: false })
         }
         const { completedAtMs: _completed, failedSeq: _seq, failure: _failure, value: _value, ...kept } = record
-        const next: TaskRecord = { ...kept, state: "queued", generation: record.generation + 1, attempts: [], attemptCount: 0 }
+        const next: TaskRecord = {
+          ...kept,
+          state: "queued",
+          generation: record.generation + 1,
+          attempts: [],
+          attemptCount: 0,
+          claim: 0
+        }
         set(next)
         return Effect.as(enqueue(next), { record: next, requeued: true })
       }),

@@ -3,14 +3,14 @@
  * records beside it, and LISTEN/NOTIFY for endings.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Context, Effect, Layer, Redacted, Scope, Stream } from "effect"
+import { Context, Effect, Exit, Layer, Redacted, Request, RequestResolver, Scope, Stream } from "effect"
 import { PersistedQueue } from "effect/persistence"
 import { Migrator, SqlClient } from "effect/sql"
+import type { SqlError } from "effect/sql/SqlError"
 import type { DurableStoreService, QueueOptions } from "../DurableStore.js"
 import type { DurableStoreError } from "../errors.js"
 import { storeError } from "../errors.js"
-import type { StateCounts, StoredFailure, TaskRecord, TaskState } from "./records.js"
-import { isEnded } from "./records.js"
+import type { AttemptEnd, StateCounts, StoredFailure, TaskRecord, TaskState } from "./records.js"
 
 /** The options of `DurableStore.layerPg`. */
 export type PgStoreOptions =
@@ -33,6 +33,7 @@ interface Row {
   readonly generation: number
   readonly attempts: string
   readonly attempt_count: number
+  readonly claim: number
   readonly value: string | null
   readonly failure: string | null
   readonly idempotency_key: string | null
@@ -49,6 +50,7 @@ const toRecord = (row: Row): TaskRecord => ({
   generation: Number(row.generation),
   attempts: JSON.parse(row.attempts),
   attemptCount: Number(row.attempt_count),
+  claim: Number(row.claim),
   ...(row.value === null ? {} : { value: JSON.parse(row.value) }),
   ...(row.failure === null ? {} : { failure: JSON.parse(row.failure) as StoredFailure }),
   ...(row.idempotency_key === null ? {} : { idempotencyKey: row.idempotency_key }),
@@ -59,6 +61,23 @@ const toRecord = (row: Row): TaskRecord => ({
 
 /** JSON text for a `json` parameter; `undefined` becomes SQL NULL, so it differs from JSON `null`. */
 const jsonText = (value: unknown): string | null => value === undefined ? null : JSON.stringify(value)
+
+/** `start` as a request: the starts of many workers' attempts become one statement. */
+interface StartRequest extends Request.Request<TaskRecord | undefined, SqlError> {
+  readonly taskId: string
+  readonly generation: number
+  readonly claim: number
+}
+const StartRequest = Request.of<StartRequest>()
+
+/** `finish` as a request, batched like `start`. */
+interface FinishRequest extends Request.Request<boolean, SqlError> {
+  readonly taskId: string
+  readonly generation: number
+  readonly claim: number
+  readonly end: AttemptEnd
+}
+const FinishRequest = Request.of<FinishRequest>()
 
 /**
  * The PostgreSQL store. Builds (or takes) the client in the caller's scope,
@@ -101,6 +120,7 @@ export const makePgStore = (
             generation integer NOT NULL,
             attempts json NOT NULL,
             attempt_count integer NOT NULL,
+            claim integer NOT NULL DEFAULT 0,
             value json NULL,
             failure json NULL,
             idempotency_key text NULL UNIQUE,
@@ -109,9 +129,10 @@ export const makePgStore = (
             failed_seq bigint NULL,
             updated_at timestamptz NOT NULL DEFAULT now()
           )`
+          // No index reads `state` or `attempts`, so a start or an end can be a HOT update (no index writes);
+          // only failed tasks have a failed_seq (requeue clears it).
           yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${tableName}_failed_idx`)}
-            ON ${table} (failed_seq) WHERE state = 'failed'`
-          yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${tableName}_state_idx`)} ON ${table} (state)`
+            ON ${table} (failed_seq) WHERE failed_seq IS NOT NULL`
         })
       })
     }).pipe(
@@ -121,7 +142,7 @@ export const makePgStore = (
 
     const queue = yield* PersistedQueue.makeStoreSql({
       tableName: `${tableName}_queue`,
-      pollInterval: options.pollInterval ?? "50 millis",
+      pollInterval: options.pollInterval ?? "20 millis",
       lockExpiration: options.lockExpiration ?? "2 minutes",
       lockRefreshInterval: options.lockRefreshInterval ?? "30 seconds"
     }).pipe(
@@ -133,11 +154,84 @@ export const makePgStore = (
 
     const columns = sql.literal(
       "task_id, name, payload::text AS payload, state, generation, attempts::text AS attempts, attempt_count, " +
-        "value::text AS value, failure::text AS failure, idempotency_key, created_at_ms, completed_at_ms, failed_seq"
+        "claim, value::text AS value, failure::text AS failure, idempotency_key, created_at_ms, completed_at_ms, failed_seq"
+    )
+    const qualifiedColumns = sql.literal(
+      "t.task_id, t.name, t.payload::text AS payload, t.state, t.generation, t.attempts::text AS attempts, " +
+        "t.attempt_count, t.claim, t.value::text AS value, t.failure::text AS failure, t.idempotency_key, t.created_at_ms, " +
+        "t.completed_at_ms, t.failed_seq"
     )
     const selectTask = (taskId: string) => sql<Row>`SELECT ${columns} FROM ${table} WHERE task_id = ${taskId}`
     const firstRecord = (rows: ReadonlyArray<Row>): TaskRecord | undefined =>
       rows[0] === undefined ? undefined : toRecord(rows[0])
+
+    // Workers' starts and ends that fall in the same tick share one statement each: every
+    // autocommitted statement costs a WAL flush, so the statements per task bound throughput.
+    const startResolver = RequestResolver.make<StartRequest>((entries) =>
+      sql<Row>`
+        UPDATE ${table} AS t
+        SET state = 'running', claim = v.claim, attempt_count = t.attempt_count + 1, updated_at = now()
+        FROM json_to_recordset(${
+        JSON.stringify(entries.map(({ request }) => ({
+          task_id: request.taskId,
+          generation: request.generation,
+          claim: request.claim
+        })))
+      }::json) AS v(task_id text, generation integer, claim integer)
+        WHERE t.task_id = v.task_id AND t.generation = v.generation AND t.state NOT IN ('succeeded', 'failed')
+        RETURNING ${qualifiedColumns}`.pipe(
+        Effect.map((rows) => {
+          const started = new Map(rows.map((row) => [row.task_id, row]))
+          for (const entry of entries) {
+            const row = started.get(entry.request.taskId)
+            // A row is updated once per statement: of two starts of one task in a batch, one took it
+            const took = row !== undefined && Number(row.generation) === entry.request.generation &&
+              Number(row.claim) === entry.request.claim
+            entry.completeUnsafe(Exit.succeed(took ? toRecord(row) : undefined))
+          }
+        })
+      )
+    )
+    const finishResolver = RequestResolver.make<FinishRequest>((entries) =>
+      sql<{ readonly task_id: string }>`
+        WITH v AS (
+          SELECT * FROM json_to_recordset(${
+        JSON.stringify(entries.map(({ request: { claim, end, generation, taskId } }) => ({
+          task_id: taskId,
+          generation,
+          fence: claim,
+          state: end.state,
+          attempts: JSON.stringify(end.attempts),
+          attempt_count: end.attemptCount,
+          value: jsonText(end.value),
+          failure: jsonText(end.failure),
+          completed_at_ms: end.completedAtMs ?? null
+        })))
+      }::json) AS v(task_id text, generation integer, fence integer, state text, attempts text,
+            attempt_count integer, value text, failure text, completed_at_ms bigint)
+        ), written AS (
+          UPDATE ${table} AS t SET
+            state = v.state,
+            attempts = v.attempts::json,
+            attempt_count = v.attempt_count,
+            value = COALESCE(v.value::json, t.value),
+            failure = COALESCE(v.failure::json, t.failure),
+            completed_at_ms = COALESCE(v.completed_at_ms, t.completed_at_ms),
+            failed_seq = CASE WHEN v.state = 'failed' THEN nextval(${failedSeqName}) ELSE t.failed_seq END,
+            updated_at = now()
+          FROM v
+          WHERE t.task_id = v.task_id AND t.generation = v.generation AND t.claim = v.fence
+          RETURNING t.task_id, t.state
+        ), announced AS (
+          SELECT pg_notify(${channel}, task_id) FROM written WHERE state IN ('succeeded', 'failed')
+        )
+        SELECT task_id FROM written WHERE (SELECT count(*) FROM announced) >= 0`.pipe(
+        Effect.map((rows) => {
+          const written = new Set(rows.map((row) => row.task_id))
+          for (const entry of entries) entry.completeUnsafe(Exit.succeed(written.has(entry.request.taskId)))
+        })
+      )
+    )
 
     const service: DurableStoreService = {
       queue,
@@ -145,8 +239,8 @@ export const makePgStore = (
         Effect.gen(function*() {
           const inserted = yield* sql<Row>`
             INSERT INTO ${table}
-              (task_id, name, payload, state, generation, attempts, attempt_count, idempotency_key, created_at_ms)
-            VALUES (${task.taskId}, ${task.name}, ${jsonText(task.payload)}::json, 'queued', 0, '[]', 0,
+              (task_id, name, payload, state, generation, attempts, attempt_count, claim, idempotency_key, created_at_ms)
+            VALUES (${task.taskId}, ${task.name}, ${jsonText(task.payload)}::json, 'queued', 0, '[]', 0, 0,
               ${task.idempotencyKey ?? null}, ${task.createdAtMs})
             ON CONFLICT (idempotency_key) DO NOTHING
             RETURNING ${columns}`
@@ -162,40 +256,25 @@ export const makePgStore = (
           Effect.catchTag("SqlError", (error) => Effect.fail(storeError("create a task")(error)))
         ),
       get: (taskId) => selectTask(taskId).pipe(Effect.map(firstRecord), Effect.mapError(storeError("read a task"))),
-      start: (taskId, generation, attempt) =>
-        sql<Row>`
-          UPDATE ${table} SET state = 'running', attempt_count = ${attempt}, updated_at = now()
-          WHERE task_id = ${taskId} AND generation = ${generation} AND state NOT IN ('succeeded', 'failed')
-          RETURNING ${columns}`.pipe(Effect.map(firstRecord), Effect.mapError(storeError("start a task"))),
-      finish: (taskId, generation, attempt, end) =>
-        sql<{ readonly ok: number }>`
-          WITH written AS (
-            UPDATE ${table} SET
-              state = ${end.state},
-              attempts = ${JSON.stringify(end.attempts)}::json,
-              attempt_count = ${end.attemptCount},
-              value = COALESCE(${jsonText(end.value)}::json, value),
-              failure = COALESCE(${jsonText(end.failure)}::json, failure),
-              completed_at_ms = COALESCE(${end.completedAtMs ?? null}::bigint, completed_at_ms),
-              failed_seq = ${end.state === "failed" ? sql`nextval(${failedSeqName})` : sql.literal("failed_seq")},
-              updated_at = now()
-            WHERE task_id = ${taskId} AND generation = ${generation} AND attempt_count = ${attempt}
-            RETURNING task_id
-          )
-          SELECT 1 AS ok FROM written${
-          isEnded(end.state) ? sql`, pg_notify(${channel}, written.task_id)` : sql.literal("")
-        }`.pipe(Effect.map((rows) => rows.length > 0), Effect.mapError(storeError("finish a task"))),
-      release: (taskId, generation, attempt) =>
+      start: (taskId, generation, claim) =>
+        Effect.request(StartRequest({ taskId, generation, claim }), startResolver).pipe(
+          Effect.mapError(storeError("start a task"))
+        ),
+      finish: (taskId, generation, claim, end) =>
+        Effect.request(FinishRequest({ taskId, generation, claim, end }), finishResolver).pipe(
+          Effect.mapError(storeError("finish a task"))
+        ),
+      release: (taskId, generation, claim) =>
         sql`
           UPDATE ${table} SET state = 'queued', attempt_count = attempt_count - 1, updated_at = now()
-          WHERE task_id = ${taskId} AND generation = ${generation} AND attempt_count = ${attempt}
+          WHERE task_id = ${taskId} AND generation = ${generation} AND claim = ${claim}
           AND state NOT IN ('succeeded', 'failed')`.pipe(Effect.asVoid, Effect.mapError(storeError("release a task"))),
       requeue: (taskId, enqueue) =>
         Effect.gen(function*() {
           const requeued = firstRecord(
             yield* sql<Row>`
               UPDATE ${table} SET state = 'queued', generation = generation + 1, attempts = '[]', attempt_count = 0,
-                value = NULL, failure = NULL, completed_at_ms = NULL, failed_seq = NULL, updated_at = now()
+                claim = 0, value = NULL, failure = NULL, completed_at_ms = NULL, failed_seq = NULL, updated_at = now()
               WHERE task_id = ${taskId} AND state = 'failed'
               RETURNING ${columns}`
           )
@@ -209,7 +288,7 @@ export const makePgStore = (
       failedAfter: (afterSeq, limit) =>
         sql<Row>`
           SELECT ${columns} FROM ${table}
-          WHERE state = 'failed' AND failed_seq > ${afterSeq}
+          WHERE failed_seq IS NOT NULL AND failed_seq > ${afterSeq} AND state = 'failed'
           ORDER BY failed_seq LIMIT ${limit}`.pipe(
           Effect.map((rows) => rows.map(toRecord)),
           Effect.mapError(storeError("read failed tasks"))

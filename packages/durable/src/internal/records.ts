@@ -39,7 +39,13 @@ export interface TaskRecord {
   /** Bumped by `requeue`; each generation is a fresh element in the queue. */
   readonly generation: number
   readonly attempts: ReadonlyArray<StoredAttempt>
+  /** Attempts started (that reached `start`) in this generation. */
   readonly attemptCount: number
+  /**
+   * The queue claim (PersistedQueue's attempt number) that last started this
+   * task: every write of an attempt's end is fenced by it.
+   */
+  readonly claim: number
   readonly value?: unknown
   readonly failure?: StoredFailure
   readonly idempotencyKey?: string

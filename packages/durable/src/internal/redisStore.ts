@@ -91,25 +91,26 @@ redis.call("HINCRBY", KEYS[2], "queued", 1)
 return { 1, ARGV[2] }
 `
 
-/** ARGV: taskId, generation, attempt. Returns the started record's JSON, or nil. */
+/** ARGV: taskId, generation, claim. Returns the started record's JSON, or nil. */
 const startLua = `
 local record = load(ARGV[1])
 if not record or record.generation ~= tonumber(ARGV[2]) or record.state == "succeeded" or record.state == "failed" then
   return nil
 end
 move(record, "running")
-record.attemptCount = tonumber(ARGV[3])
+record.claim = tonumber(ARGV[3])
+record.attemptCount = record.attemptCount + 1
 return save(record)
 `
 
 /**
- * ARGV: taskId, generation, attempt, state, attempts JSON, attemptCount,
+ * ARGV: taskId, generation, claim, state, attempts JSON, attemptCount,
  * value JSON, failure JSON, completedAtMs ("" when absent), ended channel.
  * Returns 1 when written, 0 when fenced out.
  */
 const finishLua = `
 local record = load(ARGV[1])
-if not record or record.generation ~= tonumber(ARGV[2]) or record.attemptCount ~= tonumber(ARGV[3]) then
+if not record or record.generation ~= tonumber(ARGV[2]) or record.claim ~= tonumber(ARGV[3]) then
   return 0
 end
 local state = ARGV[4]
@@ -128,10 +129,10 @@ if state == "succeeded" or state == "failed" then redis.call("PUBLISH", ARGV[10]
 return 1
 `
 
-/** ARGV: taskId, generation, attempt. */
+/** ARGV: taskId, generation, claim. */
 const releaseLua = `
 local record = load(ARGV[1])
-if not record or record.generation ~= tonumber(ARGV[2]) or record.attemptCount ~= tonumber(ARGV[3])
+if not record or record.generation ~= tonumber(ARGV[2]) or record.claim ~= tonumber(ARGV[3])
   or record.state == "succeeded" or record.state == "failed" then
   return
 end
@@ -153,6 +154,7 @@ move(record, "queued")
 record.generation = record.generation + 1
 record.attempts = "[]"
 record.attemptCount = 0
+record.claim = 0
 record.value = nil
 record.failure = nil
 record.completedAtMs = nil
@@ -206,7 +208,7 @@ export const makeRedisStore = (
     const redis = Context.get(connection, Redis.Redis)
     const queue = yield* PersistedQueue.makeStoreRedis({
       prefix: `${prefix}queue:`,
-      pollInterval: options.pollInterval ?? Duration.millis(50),
+      pollInterval: options.pollInterval ?? Duration.millis(20),
       lockExpiration: options.lockExpiration ?? Duration.seconds(90),
       lockRefreshInterval: options.lockRefreshInterval ?? Duration.seconds(30)
     }).pipe(Effect.provideService(Redis.Redis, redis))
@@ -250,7 +252,7 @@ export const makeRedisStore = (
       // idempotent by element id), which repairs it.
       create: (task, enqueue) =>
         Effect.gen(function*() {
-          const written = encode({ ...task, state: "queued", generation: 0, attempts: [], attemptCount: 0 })
+          const written = encode({ ...task, state: "queued", generation: 0, attempts: [], attemptCount: 0, claim: 0 })
           const params = [task.taskId, written, ...(task.idempotencyKey === undefined ? [] : [task.idempotencyKey])]
           const { created, record, text } = yield* run(
             "create a task",
@@ -267,19 +269,19 @@ export const makeRedisStore = (
           redis.send<string | null>("HGET", tasksKey, taskId),
           (text) => text === null ? undefined : decode(text)
         ),
-      start: (taskId, generation, attempt) =>
+      start: (taskId, generation, claim) =>
         run(
           "start a task",
-          startScript(taskId, generation, attempt),
+          startScript(taskId, generation, claim),
           (text) => text === null ? undefined : decode(text)
         ),
-      finish: (taskId, generation, attempt, end) =>
+      finish: (taskId, generation, claim, end) =>
         run(
           "finish a task",
           finishScript(
             taskId,
             generation,
-            attempt,
+            claim,
             end.state,
             jsonText(end.attempts),
             end.attemptCount,
@@ -290,8 +292,8 @@ export const makeRedisStore = (
           ),
           (written) => written === 1
         ),
-      release: (taskId, generation, attempt) =>
-        run("release a task", releaseScript(taskId, generation, attempt), () => undefined),
+      release: (taskId, generation, claim) =>
+        run("release a task", releaseScript(taskId, generation, claim), () => undefined),
       requeue: (taskId, enqueue) =>
         Effect.gen(function*() {
           const { previous, record, text } = yield* run(

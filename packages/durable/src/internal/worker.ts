@@ -27,8 +27,15 @@ class RetryLater {
   readonly _tag = "RetryLater"
 }
 
-/** Claims past the budget run no code: they only record a lost final attempt. */
-const bookkeepingClaims = 10
+/**
+ * A claim whose process died before the attempt started is not an attempt,
+ * but the queue counts it; it gives up on an element after the budget plus
+ * this many claims (the pool ends the task long before, at its budget).
+ */
+const spareClaims = 100
+
+/** Takers per attempt slot (see where takers start). */
+const takersPerSlot = 2
 
 /** Store writes inside an attempt are retried briefly: a blip must not cost the task an attempt. */
 const storeRetry = Schedule.exponential(Duration.millis(50)).pipe(Schedule.upTo({ duration: Duration.seconds(10) }))
@@ -51,9 +58,9 @@ const lostAttempt = (number: number, atMs: number): StoredAttempt => ({
 /** What an attempt's end needs to write it. */
 interface Claim {
   readonly record: TaskRecord
-  /** The queue's count of claims: the fence for every write. */
-  readonly attempt: number
-  /** The number this attempt is shown with: always after the recorded ones. */
+  /** The queue's count of claims (PersistedQueue's attempt number): the fence for every write. */
+  readonly claim: number
+  /** This attempt's number: attempts started so far, this one included. */
   readonly number: number
   readonly earlier: ReadonlyArray<StoredAttempt>
   readonly startedAtMs: number
@@ -69,6 +76,7 @@ const failedAttempt = (claim: Claim, endedAtMs: number, errorCode: string, error
 })
 
 interface Taker {
+  /** Running an attempt: a safe close waits for it; any other taker is interrupted at once. */
   busy: boolean
   fiber: Fiber.Fiber<void, never> | undefined
 }
@@ -102,25 +110,24 @@ export const startWorkers = Effect.fnUntraced(function*(options: {
     const queue = yield* factory.make({
       name: definition.name,
       schema: QueueElementSchema,
-      maxAttempts: budget + bookkeepingClaims,
+      maxAttempts: budget + spareClaims,
       retrySchedule: formulaSchedule(
         definition.baseRetryBackOffMs ?? config.baseRetryBackOffMs,
         definition.maxRetryBackOffMs ?? config.maxRetryBackOffMs
       )
     })
 
-    const finish = (record: TaskRecord, attempt: number, end: AttemptEnd) =>
-      store.finish(record.taskId, record.generation, attempt, end).pipe(Effect.retry(storeRetry))
+    const finish = (claim: Claim, end: AttemptEnd) =>
+      store.finish(claim.record.taskId, claim.record.generation, claim.claim, end).pipe(Effect.retry(storeRetry))
 
     const endFailed = (
-      record: TaskRecord,
-      attempt: number,
+      claim: Claim,
       attempts: ReadonlyArray<StoredAttempt>,
       failure: StoredFailure,
       nowMs: number,
-      attemptCount = attempt
+      attemptCount = claim.number
     ) =>
-      finish(record, attempt, {
+      finish(claim, {
         state: "failed",
         attempts: keep(attempts),
         attemptCount,
@@ -131,17 +138,17 @@ export const startWorkers = Effect.fnUntraced(function*(options: {
     /** Writes an attempt's end; `RetryLater` asks the queue for a retry. */
     const recordEnd = (claim: Claim, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void, RetryLater | DurableStoreError> =>
       Effect.gen(function*() {
-        const { attempt, earlier, record, startedAtMs } = claim
+        const { earlier, number, startedAtMs } = claim
         const endedAtMs = yield* Clock.currentTimeMillis
         if (Exit.isSuccess(exit)) {
           const value = definition.successJson === undefined
             ? Exit.succeed(toJson(exit.value))
             : yield* Effect.exit(Schema.encodeUnknownEffect(definition.successJson)(exit.value))
           if (Exit.isSuccess(value)) {
-            yield* finish(record, attempt, {
+            yield* finish(claim, {
               state: "succeeded",
-              attempts: keep([...earlier, { number: claim.number, success: true, startedAtMs, endedAtMs }]),
-              attemptCount: attempt,
+              attempts: keep([...earlier, { number, success: true, startedAtMs, endedAtMs }]),
+              attemptCount: number,
               value: value.value,
               completedAtMs: endedAtMs
             })
@@ -149,7 +156,7 @@ export const startWorkers = Effect.fnUntraced(function*(options: {
           }
           // A value the success schema cannot store fails the task: running it again would not help.
           const message = `the value does not encode with ${definition.name}'s success schema: ${Cause.pretty(value.cause)}`
-          yield* endFailed(record, attempt, [...earlier, failedAttempt(claim, endedAtMs, "SchemaError", message)], {
+          yield* endFailed(claim, [...earlier, failedAttempt(claim, endedAtMs, "SchemaError", message)], {
             errorCode: "SchemaError",
             errorMessage: message,
             kind: "die",
@@ -160,12 +167,12 @@ export const startWorkers = Effect.fnUntraced(function*(options: {
         const failure = describeFailure(exit.cause)
         const attempts = [...earlier, failedAttempt(claim, endedAtMs, failure.errorCode, failure.errorMessage)]
         const retryable = failure.typed === undefined || isRetryable(definition, failure.typed.error)
-        if (retryable && attempt < budget) {
-          const applied = yield* finish(record, attempt, { state: "retrying", attempts: keep(attempts), attemptCount: attempt })
+        if (retryable && number < budget) {
+          const applied = yield* finish(claim, { state: "retrying", attempts: keep(attempts), attemptCount: number })
           if (applied) return yield* Effect.fail(new RetryLater())
           return
         }
-        yield* endFailed(record, attempt, attempts, {
+        yield* endFailed(claim, attempts, {
           errorCode: failure.errorCode,
           errorMessage: failure.errorMessage,
           kind: failure.typed === undefined ? "die" : "fail",
@@ -191,35 +198,34 @@ export const startWorkers = Effect.fnUntraced(function*(options: {
     }
 
     /** One claimed element: start it, run one attempt, record its end. */
-    const runClaim = (element: QueueElement, attempt: number): Effect.Effect<void, RetryLater | DurableStoreError> =>
+    const runClaim = (element: QueueElement, claimed: number): Effect.Effect<void, RetryLater | DurableStoreError> =>
       Effect.gen(function*() {
-        const record = yield* store.start(element.taskId, element.generation, attempt).pipe(Effect.retry(storeRetry))
+        const record = yield* store.start(element.taskId, element.generation, claimed).pipe(Effect.retry(storeRetry))
         // Ended, requeued since, or unknown: this element is stale and is acknowledged unrun.
         if (record === undefined) return
         const startedAtMs = yield* Clock.currentTimeMillis
-        // Claims the queue counted with no attempt recorded: their process died mid-attempt.
+        const number = record.attemptCount
+        // Attempts that started but never recorded an end: their process died mid-attempt.
         const lastRecorded = record.attempts.at(-1)?.number ?? 0
         const lost: Array<StoredAttempt> = []
-        for (let number = lastRecorded + 1; number < Math.min(attempt, budget + 1); number++) {
-          lost.push(lostAttempt(number, startedAtMs))
-        }
+        for (let n = lastRecorded + 1; n < Math.min(number, budget + 1); n++) lost.push(lostAttempt(n, startedAtMs))
         const earlier = [...record.attempts, ...lost]
-        const claim: Claim = { record, attempt, number: Math.max(attempt, lastRecorded + 1), earlier, startedAtMs }
+        const claim: Claim = { record, claim: claimed, number, earlier, startedAtMs }
 
-        if (attempt > budget) {
-          // This claim is not an attempt: it only ends the task whose last attempt was lost.
-          yield* endFailed(record, attempt, earlier, {
+        if (number > budget) {
+          // Not an attempt: it only ends the task whose last attempt was lost.
+          yield* endFailed(claim, earlier, {
             errorCode: "Lost",
             errorMessage: `the last attempt (${budget}) was lost: its process stopped before it ended`,
             kind: "die",
             error: { message: "attempt lost" }
-          }, startedAtMs, attempt - 1)
+          }, startedAtMs, number - 1)
           return
         }
         const payload = yield* Effect.exit(Schema.decodeUnknownEffect(definition.payloadJson)(record.payload))
         if (Exit.isFailure(payload)) {
           const message = `the stored payload does not decode with ${definition.name}'s payload schema: ${Cause.pretty(payload.cause)}`
-          yield* endFailed(record, attempt, [...earlier, failedAttempt(claim, startedAtMs, "SchemaError", message)], {
+          yield* endFailed(claim, [...earlier, failedAttempt(claim, startedAtMs, "SchemaError", message)], {
             errorCode: "SchemaError",
             errorMessage: message,
             kind: "die",
@@ -233,22 +239,22 @@ export const startWorkers = Effect.fnUntraced(function*(options: {
       }).pipe(
         // Cut off by a limited close: the task goes back to queued, the attempt uncounted.
         Effect.onInterrupt(() =>
-          store.release(element.taskId, element.generation, attempt).pipe(Effect.retry(storeRetry), Effect.ignore)
+          store.release(element.taskId, element.generation, claimed).pipe(Effect.retry(storeRetry), Effect.ignore)
         )
       )
 
     const take = (taker: Taker) =>
       queue.take((element, meta) =>
-        Effect.suspend(() => {
-          // Claimed as the close began: hand it back uncounted.
+        permits.withPermit(Effect.suspend(() => {
+          // Claimed ahead, and the close began before its attempt could start: hand it back uncounted.
           if (closing) return Effect.interrupt
           taker.busy = true
-          return permits.withPermit(runClaim(element, meta.attempts)).pipe(
-            Effect.ensuring(Effect.sync(() => {
-              taker.busy = false
-            }))
-          )
-        })
+          return runClaim(element, meta.attempts)
+        })).pipe(
+          Effect.ensuring(Effect.sync(() => {
+            taker.busy = false
+          }))
+        )
       )
 
     const takeOnce = (taker: Taker): Effect.Effect<void> =>
@@ -267,7 +273,9 @@ export const startWorkers = Effect.fnUntraced(function*(options: {
     const takerLoop = (taker: Taker): Effect.Effect<void> =>
       Effect.suspend(() => closing ? Effect.void : Effect.flatMap(takeOnce(taker), () => takerLoop(taker)))
 
-    for (let i = 0; i < config.maxIoWorkerNum; i++) {
+    // PersistedQueue claims rows only for idle takers: spare takers keep the next claims
+    // ready while attempts run. Attempts themselves never exceed the slots (`permits`).
+    for (let i = 0; i < config.maxIoWorkerNum * takersPerSlot; i++) {
       const taker: Taker = { busy: false, fiber: undefined }
       takers.push(taker)
       taker.fiber = yield* Effect.forkIn(takerLoop(taker), options.scope)
