@@ -7,8 +7,7 @@
  * @since 0.1.0
  */
 import type { TaskResult } from "@taskpool/core"
-import { PoolClosedError } from "@taskpool/core"
-import type { TaskPoolConfigError } from "@taskpool/core"
+import { PoolClosedError, TaskPoolConfigError } from "@taskpool/core"
 import { readDuration, show } from "@taskpool/core/internal"
 import { Clock, Context, Deferred, Duration, Effect, Exit, Layer, Schedule, Schema, Scope, Stream } from "effect"
 import { PersistedQueue } from "effect/persistence"
@@ -152,7 +151,10 @@ const makePool = Effect.fnUntraced(function*(definitions: ReadonlyArray<AnyTaskD
   for (const definition of definitions) {
     const known = byName.get(definition.name)
     if (known !== undefined && known !== definition) {
-      return yield* Effect.die(new TypeError(`DurableTaskPool: two definitions are named ${show(definition.name)}`))
+      return yield* new TaskPoolConfigError({
+        message: `Invalid definitions: two definitions are named ${show(definition.name)}; a name is a queue, so it must be unique`,
+        fields: ["definitions"]
+      })
     }
     byName.set(definition.name, definition)
   }
@@ -318,7 +320,7 @@ export class DurableTaskPool extends Context.Service<DurableTaskPool, DurableTas
    *
    * @since 0.1.0
    */
-  static readonly layerProducer = (options: ProducerOptions): Layer.Layer<DurableTaskPool, never, DurableStore> =>
+  static readonly layerProducer = (options: ProducerOptions): Layer.Layer<DurableTaskPool, TaskPoolConfigError, DurableStore> =>
     Layer.effect(DurableTaskPool, Effect.map(makePool(options.definitions), ({ service }) => service))
 
   /**

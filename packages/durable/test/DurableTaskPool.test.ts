@@ -357,4 +357,13 @@ describe("DurableTaskPool: config", () => {
       expect(error).toMatchObject({ _tag: "TaskPoolConfigError", fields: ["lingerMs", "maxTaskNum"] })
       expect(error.message).toContain("lingerMs: does not apply in durable mode")
     }))
+
+  it.effect("two definitions under one name are refused: a name is a queue", () =>
+    Effect.gen(function*() {
+      const store = yield* memoryStore
+      const Other = TaskDefinition.make({ name: "echo", payload: Schema.Number, execute: Effect.succeed })
+      const error = yield* Effect.flip(openProducer(store, [Echo, Other]))
+      expect(error).toMatchObject({ _tag: "TaskPoolConfigError", fields: ["definitions"] })
+      expect(error.message).toContain('two definitions are named "echo"')
+    }))
 })
