@@ -89,7 +89,9 @@ export interface ProducerOptions {
  *
  * @since 0.1.0
  */
-export type WorkerOptions = ProducerOptions & DurableWorkerConfigInput
+export type WorkerOptions<Defs extends ReadonlyArray<AnyTaskDefinition> = ReadonlyArray<AnyTaskDefinition>> =
+  & { readonly definitions: Defs }
+  & DurableWorkerConfigInput
 
 /** How long a waiter trusts the store's announcements before it reads the record itself. */
 const pollFallback = Duration.seconds(1)
@@ -97,7 +99,9 @@ const pollFallback = Duration.seconds(1)
 const SubmitOptionsSchema = Schema.Struct({
   idempotencyKey: Schema.optional(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(200))),
   delay: Schema.optional(
-    Schema.Unknown.check(Schema.makeFilter((input) => input === undefined || readDuration(input) !== undefined || `expected a duration >= 0, got ${show(input)}`))
+    Schema.Unknown.check(Schema.makeFilter((input) =>
+      input === undefined || readDuration(input) !== undefined || `expected a duration >= 0, got ${show(input)}`
+    ))
   )
 })
 
@@ -137,8 +141,10 @@ class Waiters {
           done ? Effect.succeed(true) : Effect.as(Effect.timeoutOption(Deferred.await(deferred), pollFallback), false)),
       (deferred) =>
         Effect.sync(() => {
-          if (taskId === undefined) this.anyEnding.delete(deferred)
-          else this.byTask.get(taskId)?.delete(deferred)
+          if (taskId === undefined) return void this.anyEnding.delete(deferred)
+          const waiting = this.byTask.get(taskId)
+          waiting?.delete(deferred)
+          if (waiting?.size === 0) this.byTask.delete(taskId)
         })
     )
   }
@@ -332,7 +338,7 @@ export class DurableTaskPool extends Context.Service<DurableTaskPool, DurableTas
    * @since 0.1.0
    */
   static readonly layerWorker = <Defs extends ReadonlyArray<AnyTaskDefinition>>(
-    options: { readonly definitions: Defs } & DurableWorkerConfigInput
+    options: WorkerOptions<Defs>
   ): Layer.Layer<DurableTaskPool, TaskPoolConfigError, DurableStore | RequirementsOf<Defs[number]>> =>
     Layer.effect(
       DurableTaskPool,
