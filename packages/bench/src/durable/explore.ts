@@ -30,7 +30,7 @@ try {
     if (!server.statementStats) out("pg_stat_statements is not available on this server; no statement counts.")
     else {
       for (const system of ["taskpool", "graphile"] as ReadonlyArray<SystemName>) {
-        const result = await throughput(server, { system, processes: 1, concurrency: 10 }, jobs, { countStatements: true })
+        const result = await throughput({ pg: server }, { system, processes: 1, concurrency: 10 }, jobs, { countStatements: true })
         const statements = result.statements ?? []
         const total = statements.reduce((sum, s) => sum + s.calls, 0)
         out(`## SQL statements while ${jobs} queued jobs ran, ${system}, 1 process: ${(total / jobs).toFixed(2)} per task`)
@@ -52,7 +52,7 @@ try {
     const dir = await mkdtemp(join(tmpdir(), "taskpool-bench-prof-"))
     try {
       const setup: Setup = { system: "taskpool", processes: 1, concurrency: 10, execArgv: ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--cpu-prof-interval=200"] }
-      const result = await throughput(server, setup, jobs)
+      const result = await throughput({ pg: server }, setup, jobs)
       const { rows, totalMs } = await selfTimes(dir, 25)
       out(`## CPU profile of a taskpool worker process (${jobs} queued jobs, ${result.tasksPerSecond.toFixed(0)} tasks/s under the profiler)`)
       out()
@@ -86,8 +86,8 @@ try {
     out("| --- | --- | --- | --- |")
     for (const { label, setup } of variants) {
       process.stderr.write(`knob: ${label} …\n`)
-      const t = await throughput(server, { system: "taskpool", ...setup }, jobs)
-      const l = await latency(server, { system: "taskpool", ...setup }, 100, 20)
+      const t = await throughput({ pg: server }, { system: "taskpool", ...setup }, jobs)
+      const l = await latency({ pg: server }, { system: "taskpool", ...setup }, 100, 20)
       out(`| ${label} | ${t.tasksPerSecond.toFixed(0)} | ${l.p50} | ${l.p99} |`)
     }
     out()

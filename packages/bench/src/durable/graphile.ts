@@ -11,7 +11,7 @@ import type { System } from "./system.js"
 const TASK = "bench-noop"
 
 export const graphile: System = {
-  producer: async (url) => {
+  producer: async ({ url }) => {
     const utils = await makeWorkerUtils({ connectionString: url, logger: silentLogger })
     try {
       await utils.migrate()

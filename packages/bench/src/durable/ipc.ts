@@ -9,12 +9,18 @@ import { fork } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { fileURLToPath } from "node:url"
 
-export type SystemName = "taskpool" | "graphile"
+export type SystemName = "taskpool" | "graphile" | "taskpool-redis"
+
+/** Where a system keeps its jobs: a PostgreSQL database, or a Redis server and a key prefix. */
+export interface Target {
+  readonly url: string
+  /** Redis only. */
+  readonly prefix?: string | undefined
+}
 
 /** What a worker process needs, passed as its one JSON argument. */
-export interface WorkerConfig {
+export interface WorkerConfig extends Target {
   readonly system: SystemName
-  readonly url: string
   /** Jobs at once per process (taskpool `maxIoWorkerNum`, graphile `concurrency`). */
   readonly concurrency: number
   /** taskpool only; absent: the store's defaults. */

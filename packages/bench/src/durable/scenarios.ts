@@ -1,20 +1,29 @@
 /**
- * The two scenarios, each in a fresh database with fresh worker processes.
- * Throughput: enqueue `jobs` first, then start the workers and time until the
- * store has them all done. Latency: workers up and idle, one job submitted
- * every `1000 / rate` ms; offer→start is the job's start time (worker's
- * `Date.now()`) minus its submit time (coordinator's, same machine).
+ * The two scenarios, each in a fresh database (a fresh key prefix on Redis)
+ * with fresh worker processes. Throughput: enqueue `jobs` first, then start
+ * the workers and time until the store has them all done. Latency: workers
+ * up and idle, one job submitted every `1000 / rate` ms; offer→start is the
+ * job's start time (worker's `Date.now()`) minus its submit time
+ * (coordinator's, same machine).
  */
 import { setTimeout as sleep } from "node:timers/promises"
 import { WorkerGroup } from "./ipc.js"
-import type { SystemName, WorkerConfig } from "./ipc.js"
+import type { SystemName, Target, WorkerConfig } from "./ipc.js"
 import { freshDatabase, resetStatements, statementsOn } from "./postgres.js"
 import type { Server, StatementCount } from "./postgres.js"
+import { freshPrefix } from "./redis.js"
+import type { RedisServer } from "./redis.js"
 import type { Producer, System } from "./system.js"
 import { graphile } from "./graphile.js"
-import { taskpool } from "./taskpool.js"
+import { taskpool, taskpoolRedis } from "./taskpool.js"
 
-export const systems: Record<SystemName, System> = { taskpool, graphile }
+export const systems: Record<SystemName, System> = { taskpool, graphile, "taskpool-redis": taskpoolRedis }
+
+/** Where scenarios run: the PostgreSQL server, and the Redis server when there is one. */
+export interface Servers {
+  readonly pg: Server
+  readonly redis?: RedisServer | undefined
+}
 
 /** What a scenario runs: the system, its processes and their settings. */
 export interface Setup {
@@ -40,19 +49,29 @@ export interface LatencyResult {
   readonly max: number
 }
 
-/** Runs `body` with a fresh database, a producer and `setup`'s (not yet started) workers; cleans all up. */
+/** A fresh database for `setup`'s system, or a fresh key prefix on Redis (nothing to drop). */
+const freshTarget = async (servers: Servers, setup: Setup): Promise<Target & { name: string; drop: () => Promise<unknown> }> => {
+  const label = `${setup.system}_${setup.processes}`
+  if (setup.system !== "taskpool-redis") return freshDatabase(servers.pg, label)
+  if (servers.redis === undefined) throw new Error("taskpool-redis needs a Redis server")
+  const prefix = freshPrefix(label)
+  return { name: prefix, url: servers.redis.url, prefix, drop: async () => {} }
+}
+
+/** Runs `body` with a fresh target, a producer and `setup`'s (not yet started) workers; cleans all up. */
 const withWorkers = async <A>(
-  server: Server,
+  servers: Servers,
   setup: Setup,
   body: (producer: Producer, workers: WorkerGroup, database: string) => Promise<A>
 ): Promise<A> => {
-  const database = await freshDatabase(server, `${setup.system}_${setup.processes}`)
+  const target = await freshTarget(servers, setup)
   try {
-    const producer = await systems[setup.system].producer(database.url)
+    const producer = await systems[setup.system].producer(target)
     try {
       const config: WorkerConfig = {
         system: setup.system,
-        url: database.url,
+        url: target.url,
+        prefix: target.prefix,
         concurrency: setup.concurrency,
         pollIntervalMs: setup.pollIntervalMs,
         lockRefreshIntervalMs: setup.lockRefreshIntervalMs
@@ -60,7 +79,7 @@ const withWorkers = async <A>(
       const workers = new WorkerGroup(setup.processes, config, setup.execArgv)
       try {
         await workers.loadedAll()
-        return await body(producer, workers, database.name)
+        return await body(producer, workers, target.name)
       } finally {
         await workers.stop()
       }
@@ -68,7 +87,7 @@ const withWorkers = async <A>(
       await producer.close()
     }
   } finally {
-    await database.drop()
+    await target.drop()
   }
 }
 
@@ -81,30 +100,30 @@ const inParallel = async (n: number, concurrency: number, f: (i: number) => Prom
 }
 
 export const throughput = (
-  server: Server,
+  servers: Servers,
   setup: Setup,
   jobs: number,
   options: { readonly countStatements?: boolean } = {}
 ): Promise<ThroughputResult> =>
-  withWorkers(server, setup, async (producer, workers, database) => {
+  withWorkers(servers, setup, async (producer, workers, database) => {
     const enqueueStart = performance.now()
     await inParallel(jobs, 10, () => producer.submit(0))
     const enqueuePerSecond = jobs / (performance.now() - enqueueStart) * 1000
-    if (options.countStatements) await resetStatements(server)
+    if (options.countStatements) await resetStatements(servers.pg)
     const start = performance.now()
     workers.start()
     // Executions as the workers report them, then the store's own word, polled briefly.
     await workers.until(`${jobs} executions`, 600_000, () => workers.done >= jobs)
     while (await producer.remaining() > 0) await sleep(5)
     const tasksPerSecond = jobs / (performance.now() - start) * 1000
-    const statements = options.countStatements ? await statementsOn(server, database) : undefined
+    const statements = options.countStatements ? await statementsOn(servers.pg, database) : undefined
     return { enqueuePerSecond, tasksPerSecond, statements }
   })
 
 const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
 
-export const latency = (server: Server, setup: Setup, jobs: number, perSecond: number): Promise<LatencyResult> =>
-  withWorkers(server, setup, async (producer, workers) => {
+export const latency = (servers: Servers, setup: Setup, jobs: number, perSecond: number): Promise<LatencyResult> =>
+  withWorkers(servers, setup, async (producer, workers) => {
     workers.start()
     await workers.readyAll()
     await sleep(1_000) // idle, as a quiet queue is

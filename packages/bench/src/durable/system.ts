@@ -3,7 +3,7 @@
  * worker that runs the same no-op task in a worker process. The task's
  * payload carries its submit time (0 for throughput jobs).
  */
-import type { WorkerConfig } from "./ipc.js"
+import type { Target, WorkerConfig } from "./ipc.js"
 
 export interface Producer {
   /** Stores one job; resolves once it is stored. */
@@ -18,8 +18,8 @@ export interface RunningWorker {
 }
 
 export interface System {
-  /** Connects and creates the system's tables in the database at `url`. */
-  readonly producer: (url: string) => Promise<Producer>
+  /** Connects and creates the system's tables (PostgreSQL) at `target`. */
+  readonly producer: (target: Target) => Promise<Producer>
   /** Starts this process's workers; `onExecute` runs in every job. */
   readonly startWorker: (config: WorkerConfig, onExecute: (submittedAt: number) => void) => Promise<RunningWorker>
 }

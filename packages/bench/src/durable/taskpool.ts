@@ -1,10 +1,12 @@
 /**
- * taskpool durable: `DurableTaskPool.layerWorker` over `DurableStore.layerPg`
- * with one no-op definition; the producer is `layerProducer`.
+ * taskpool durable: `DurableTaskPool.layerWorker` with one no-op definition
+ * over `DurableStore.layerPg` (`taskpool`) or `DurableStore.layerRedis`
+ * (`taskpool-redis`); the producer is `layerProducer`.
  */
 import { DurableStore, DurableTaskPool, TaskDefinition } from "@taskpool/durable"
 import { Duration, Effect, Layer, ManagedRuntime, Schema } from "effect"
-import type { WorkerConfig } from "./ipc.js"
+import type { DurableStoreError } from "@taskpool/durable"
+import type { Target, WorkerConfig } from "./ipc.js"
 import type { System } from "./system.js"
 
 const noopTask = (onExecute: (submittedAt: number) => void) =>
@@ -14,17 +16,22 @@ const noopTask = (onExecute: (submittedAt: number) => void) =>
     execute: ({ submittedAt }) => Effect.sync(() => onExecute(submittedAt))
   })
 
-const store = (url: string, config?: WorkerConfig) =>
-  DurableStore.layerPg({
-    url,
-    pollInterval: config?.pollIntervalMs === undefined ? undefined : Duration.millis(config.pollIntervalMs),
-    lockRefreshInterval: config?.lockRefreshIntervalMs === undefined ? undefined : Duration.millis(config.lockRefreshIntervalMs)
-  })
+/** A store at `target`; `config`'s knobs when given, else the store's defaults. */
+type Store = (target: Target, config?: WorkerConfig) => Layer.Layer<DurableStore, DurableStoreError>
 
-export const taskpool: System = {
-  producer: async (url) => {
+const knobs = (config?: WorkerConfig) => ({
+  pollInterval: config?.pollIntervalMs === undefined ? undefined : Duration.millis(config.pollIntervalMs),
+  lockRefreshInterval: config?.lockRefreshIntervalMs === undefined ? undefined : Duration.millis(config.lockRefreshIntervalMs)
+})
+
+const pgStore: Store = ({ url }, config) => DurableStore.layerPg({ url, ...knobs(config) })
+
+const redisStore: Store = ({ url, prefix }, config) => DurableStore.layerRedis({ url, prefix, ...knobs(config) })
+
+const durablePool = (store: Store): System => ({
+  producer: async (target) => {
     const task = noopTask(() => {})
-    const runtime = ManagedRuntime.make(DurableTaskPool.layerProducer({ definitions: [task] }).pipe(Layer.provide(store(url))))
+    const runtime = ManagedRuntime.make(DurableTaskPool.layerProducer({ definitions: [task] }).pipe(Layer.provide(store(target))))
     try {
       await runtime.runPromise(DurableTaskPool.use(() => Effect.void))
     } catch (error) {
@@ -39,7 +46,7 @@ export const taskpool: System = {
   },
   startWorker: async (config, onExecute) => {
     const layer = DurableTaskPool.layerWorker({ definitions: [noopTask(onExecute)], maxIoWorkerNum: config.concurrency }).pipe(
-      Layer.provide(store(config.url, config))
+      Layer.provide(store(config, config))
     )
     let stop = () => {}
     const stopped = new Promise<void>((resolve) => stop = resolve)
@@ -60,4 +67,8 @@ export const taskpool: System = {
       }
     }
   }
-}
+})
+
+export const taskpool = durablePool(pgStore)
+
+export const taskpoolRedis = durablePool(redisStore)

@@ -6,10 +6,10 @@
 import { graphile } from "./graphile.js"
 import type { FromWorker, ToWorker, WorkerConfig } from "./ipc.js"
 import type { RunningWorker } from "./system.js"
-import { taskpool } from "./taskpool.js"
+import { taskpool, taskpoolRedis } from "./taskpool.js"
 
 const config = JSON.parse(process.argv[2] ?? "{}") as WorkerConfig
-const system = config.system === "taskpool" ? taskpool : graphile
+const system = { taskpool, graphile, "taskpool-redis": taskpoolRedis }[config.system]
 const send = (message: FromWorker) => process.send?.(message)
 
 let unreported = 0
