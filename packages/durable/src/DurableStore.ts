@@ -101,7 +101,7 @@ export interface DurableStoreService {
 export interface QueueOptions {
   /** How often an idle process looks for new tasks (default 20 ms). */
   readonly pollInterval?: Duration.Input | undefined
-  /** How long a claim outlives a process that stopped refreshing it (default 2 minutes). */
+  /** How long a claim outlives a process that stopped refreshing it (default 2 minutes on PostgreSQL, 90 s on Redis). */
   readonly lockExpiration?: Duration.Input | undefined
   /** How often a live process refreshes its claims (default 30 s; keep it well under `lockExpiration`). */
   readonly lockRefreshInterval?: Duration.Input | undefined
