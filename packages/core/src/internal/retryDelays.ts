@@ -4,6 +4,10 @@
  */
 import { Duration, Effect, Schedule } from "effect"
 
+/** The backoff formula as a `Schedule`: its `n`-th delay is `min(baseMs * 2^(n-1), maxMs)`. */
+export const backoffFormula = (baseMs: number, maxMs: number) =>
+  Schedule.min([Schedule.exponential(Duration.millis(baseMs)), Schedule.spaced(Duration.millis(maxMs))])
+
 /**
  * `delays[n - 1]` is the wait after failed attempt `n`:
  * `min(base * 2^(n-1), max)`. The table stops where the delay stops changing
@@ -18,10 +22,7 @@ export const retryDelays = (options: {
   Effect.gen(function*() {
     const delays: Array<number> = []
     if (options.maxRetryTimes <= 0) return delays
-    const schedule = Schedule.max([
-      Schedule.min([Schedule.exponential(Duration.millis(options.baseMs)), Schedule.spaced(Duration.millis(options.maxMs))]),
-      Schedule.recurs(options.maxRetryTimes)
-    ])
+    const schedule = Schedule.max([backoffFormula(options.baseMs, options.maxMs), Schedule.recurs(options.maxRetryTimes)])
     const step = yield* Schedule.toStep(schedule)
     while (delays.length < options.maxRetryTimes) {
       const next = yield* Effect.result(step(0, undefined))

@@ -12,14 +12,7 @@ export type TaskState = "queued" | "running" | "retrying" | "succeeded" | "faile
 export const isEnded = (state: TaskState): state is "succeeded" | "failed" => state === "succeeded" || state === "failed"
 
 /** One attempt as stored: the core `Attempt`'s fields. */
-export interface StoredAttempt {
-  readonly number: number
-  readonly success: boolean
-  readonly startedAtMs: number
-  readonly endedAtMs: number
-  readonly errorCode?: string
-  readonly errorMessage?: string
-}
+export type StoredAttempt = ConstructorParameters<typeof Attempt>[0]
 
 /** Why a task failed, as stored: the error or defect in its JSON form. */
 export interface StoredFailure {

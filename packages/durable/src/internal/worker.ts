@@ -11,7 +11,7 @@ import type { Scope } from "effect"
 import { Cause, Clock, Duration, Effect, Exit, Fiber, Schedule, Schema, Semaphore } from "effect"
 import { PersistedQueue } from "effect/persistence"
 import { TaskTimeoutError } from "@taskpool/core"
-import { describeFailure } from "@taskpool/core/internal"
+import { backoffFormula, describeFailure } from "@taskpool/core/internal"
 import type { DurableWorkerConfig } from "../Config.js"
 import type { DurableStoreService } from "../DurableStore.js"
 import type { DurableStoreError } from "../errors.js"
@@ -41,10 +41,6 @@ const takersPerSlot = 2
 const storeRetry = Schedule.exponential(Duration.millis(50)).pipe(Schedule.upTo({ duration: Duration.seconds(10) }))
 
 const attemptsBudget = (maxRetryTimes: number): number => Math.max(maxRetryTimes, 0) + 1
-
-/** The backoff formula as PersistedQueue's retry schedule: `min(base * 2^(n-1), max)`. */
-const formulaSchedule = (baseMs: number, maxMs: number) =>
-  Schedule.min([Schedule.exponential(Duration.millis(baseMs)), Schedule.spaced(Duration.millis(maxMs))])
 
 const lostAttempt = (number: number, atMs: number): StoredAttempt => ({
   number,
@@ -111,7 +107,7 @@ export const startWorkers = Effect.fnUntraced(function*(options: {
       name: definition.name,
       schema: QueueElementSchema,
       maxAttempts: budget + spareClaims,
-      retrySchedule: formulaSchedule(
+      retrySchedule: backoffFormula(
         definition.baseRetryBackOffMs ?? config.baseRetryBackOffMs,
         definition.maxRetryBackOffMs ?? config.maxRetryBackOffMs
       )
@@ -135,6 +131,17 @@ export const startWorkers = Effect.fnUntraced(function*(options: {
         completedAtMs: nowMs
       })
 
+    /** A value a schema refuses ends the task failed: another attempt would meet the same schema. */
+    const endBySchema = (claim: Claim, atMs: number, what: string, schema: string, cause: Cause.Cause<unknown>) => {
+      const message = `${what} ${definition.name}'s ${schema} schema: ${Cause.pretty(cause)}`
+      return endFailed(claim, [...claim.earlier, failedAttempt(claim, atMs, "SchemaError", message)], {
+        errorCode: "SchemaError",
+        errorMessage: message,
+        kind: "die",
+        error: toJson(Cause.squash(cause))
+      }, atMs)
+    }
+
     /** Writes an attempt's end; `RetryLater` asks the queue for a retry. */
     const recordEnd = (claim: Claim, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void, RetryLater | DurableStoreError> =>
       Effect.gen(function*() {
@@ -155,13 +162,7 @@ export const startWorkers = Effect.fnUntraced(function*(options: {
             return
           }
           // A value the success schema cannot store fails the task: running it again would not help.
-          const message = `the value does not encode with ${definition.name}'s success schema: ${Cause.pretty(value.cause)}`
-          yield* endFailed(claim, [...earlier, failedAttempt(claim, endedAtMs, "SchemaError", message)], {
-            errorCode: "SchemaError",
-            errorMessage: message,
-            kind: "die",
-            error: toJson(Cause.squash(value.cause))
-          }, endedAtMs)
+          yield* endBySchema(claim, endedAtMs, "the value does not encode with", "success", value.cause)
           return
         }
         const failure = describeFailure(exit.cause)
@@ -224,13 +225,7 @@ export const startWorkers = Effect.fnUntraced(function*(options: {
         }
         const payload = yield* Effect.exit(Schema.decodeUnknownEffect(definition.payloadJson)(record.payload))
         if (Exit.isFailure(payload)) {
-          const message = `the stored payload does not decode with ${definition.name}'s payload schema: ${Cause.pretty(payload.cause)}`
-          yield* endFailed(claim, [...earlier, failedAttempt(claim, startedAtMs, "SchemaError", message)], {
-            errorCode: "SchemaError",
-            errorMessage: message,
-            kind: "die",
-            error: toJson(Cause.squash(payload.cause))
-          }, startedAtMs)
+          yield* endBySchema(claim, startedAtMs, "the stored payload does not decode with", "payload", payload.cause)
           return
         }
         const exit = yield* Effect.exit(timed(record, definition.execute(payload.value) as Effect.Effect<unknown, unknown>))
